@@ -1,0 +1,442 @@
+#include "proto/config.hpp"
+
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include <absl/strings/str_cat.h>
+#include <toml++/toml.h>
+
+#include "proto/input_error.hpp"
+
+namespace cascade::proto {
+
+namespace {
+
+std::string_view type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+std::string join(std::string_view path, std::string_view key) {
+  const std::string step = detail::path_key(key);
+  return path.empty() ? step : detail::cat(path, ".", step);
+}
+
+class config_decoder {
+ public:
+  config_decoder(const toml::table& root, std::string_view source, std::string_view base_dir)
+      : root_(root), source_(source), base_dir_(base_dir) {}
+
+  absl::StatusOr<config> run();
+
+ private:
+  [[nodiscard]] absl::Status fail(const toml::node& n, std::string_view path,
+                                  std::string_view reason) const {
+    return detail::input_error(source_, n.source().begin.line, path, reason);
+  }
+  // Points at the node at `path` when it exists, else at `fallback`.
+  [[nodiscard]] absl::Status fail_at_path(std::string_view path, const toml::node& fallback,
+                                          std::string_view reason) const {
+    const toml::node* n = toml::at_path(root_, path).node();
+    return fail(n != nullptr ? *n : fallback, path, reason);
+  }
+
+  // Refuses a key of `t` not in `known`.
+  template <std::size_t N>
+  absl::Status check_keys(const toml::table& t, std::string_view path,
+                          const std::array<std::string_view, N>& known) const;
+  absl::Status require(const toml::table& t, std::string_view path,
+                       std::initializer_list<std::string_view> keys) const;
+
+  absl::Status as_table(const toml::node& n, std::string_view path, const toml::table*& out) const;
+  absl::Status as_array(const toml::node& n, std::string_view path, const toml::array*& out) const;
+  absl::Status read_float(const toml::node& n, std::string_view path, double& out) const;
+  absl::Status read_int(const toml::node& n, std::string_view path, std::int64_t& out) const;
+  absl::Status read_string(const toml::node& n, std::string_view path, std::string& out) const;
+
+  absl::Status decode_server(const toml::node& n, server_settings& out) const;
+  absl::Status decode_bands(const toml::node& n, band_config& out) const;
+  absl::Status decode_book(const toml::node& n, book_options& out) const;
+  absl::Status decode_positions(const toml::node& n, positions_source& out) const;
+  absl::Status decode_assets(const toml::node& n, config& out) const;
+  absl::Status decode_protocols(const toml::node& n, market& m) const;
+
+  const toml::table& root_;
+  std::string_view source_;
+  std::string_view base_dir_;
+};
+
+template <std::size_t N>
+absl::Status config_decoder::check_keys(const toml::table& t, std::string_view path,
+                                        const std::array<std::string_view, N>& known) const {
+  for (auto&& [k, v] : t) {
+    bool ok = false;
+    for (const std::string_view name : known) ok = ok || k.str() == name;
+    if (!ok) {
+      std::string expected;
+      for (const std::string_view name : known) {
+        detail::append(&expected, expected.empty() ? "" : ", ", name);
+      }
+      return fail(v, join(path, k.str()),
+                  detail::cat("unknown key ", detail::quoted(k.str()), " (expected one of: ", expected, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::require(const toml::table& t, std::string_view path,
+                                     std::initializer_list<std::string_view> keys) const {
+  for (const std::string_view k : keys) {
+    if (!t.contains(k)) return fail(t, path, detail::cat("missing required key ", detail::quoted(k)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::as_table(const toml::node& n, std::string_view path,
+                                      const toml::table*& out) const {
+  out = n.as_table();
+  if (out == nullptr) return fail(n, path, detail::cat("expected a table, got ", type_name(n.type())));
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::as_array(const toml::node& n, std::string_view path,
+                                      const toml::array*& out) const {
+  out = n.as_array();
+  if (out == nullptr) {
+    return fail(n, path, detail::cat("expected an array of tables, got ", type_name(n.type())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::read_float(const toml::node& n, std::string_view path,
+                                        double& out) const {
+  if (const auto* f = n.as_floating_point()) {
+    out = f->get();
+  } else if (const auto* i = n.as_integer()) {
+    out = static_cast<double>(i->get());
+  } else {
+    return fail(n, path, detail::cat("expected a number, got ", type_name(n.type())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::read_int(const toml::node& n, std::string_view path,
+                                      std::int64_t& out) const {
+  const auto* i = n.as_integer();
+  if (i == nullptr) return fail(n, path, detail::cat("expected an integer, got ", type_name(n.type())));
+  out = i->get();
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::read_string(const toml::node& n, std::string_view path,
+                                         std::string& out) const {
+  const auto* s = n.as_string();
+  if (s == nullptr) return fail(n, path, detail::cat("expected a string, got ", type_name(n.type())));
+  out = s->get();
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_server(const toml::node& n, server_settings& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, "server", t); !s.ok()) return s;
+  if (auto s = check_keys(*t, "server", std::array<std::string_view, 2>{"bind", "port"}); !s.ok()) {
+    return s;
+  }
+  if (const toml::node* bind = t->get("bind")) {
+    if (auto s = read_string(*bind, "server.bind", out.bind); !s.ok()) return s;
+    if (out.bind.empty()) return fail(*bind, "server.bind", "the address is empty");
+  }
+  if (const toml::node* port = t->get("port")) {
+    std::int64_t v = 0;
+    if (auto s = read_int(*port, "server.port", v); !s.ok()) return s;
+    if (v < 0 || v > 65535) {
+      return fail(*port, "server.port",
+                  detail::cat("port ", v, " is outside [0, 65535] (0 picks a free port)"));
+    }
+    out.port = static_cast<std::uint16_t>(v);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_bands(const toml::node& n, band_config& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, "bands", t); !s.ok()) return s;
+  constexpr std::array<std::string_view, 4> keys{"warn", "danger", "liquidatable", "hysteresis"};
+  if (auto s = check_keys(*t, "bands", keys); !s.ok()) return s;
+  std::array<double*, 4> fields{&out.warn, &out.danger, &out.liquidatable, &out.hysteresis};
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (const toml::node* v = t->get(keys[i])) {
+      if (auto s = read_float(*v, join("bands", keys[i]), *fields[i]); !s.ok()) return s;
+    }
+  }
+  // The rules relate the thresholds to each other: point at the table.
+  if (auto s = out.validate(); !s.ok()) return fail(*t, "", detail::text(s));
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_book(const toml::node& n, book_options& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, "book", t); !s.ok()) return s;
+  constexpr std::array<std::string_view, 4> keys{"scan_fraction", "anchor_updates", "anchor_range",
+                                                 "max_legs"};
+  if (auto s = check_keys(*t, "book", keys); !s.ok()) return s;
+  // Each option is checked on its own (with default bands) so that a refusal points at
+  // its key; the fields are independent.
+  for (auto&& [k, v] : *t) {
+    const std::string path = join("book", k.str());
+    book_options one;
+    if (k.str() == "scan_fraction" || k.str() == "anchor_range") {
+      double x = 0.0;
+      if (auto s = read_float(v, path, x); !s.ok()) return s;
+      (k.str() == "scan_fraction" ? one.scan_fraction : one.anchor_range) = x;
+      (k.str() == "scan_fraction" ? out.scan_fraction : out.anchor_range) = x;
+    } else {
+      std::int64_t x = 0;
+      if (auto s = read_int(v, path, x); !s.ok()) return s;
+      if (x < 0 || x > std::numeric_limits<std::uint32_t>::max()) {
+        return fail(v, path, detail::cat(x, " is outside the range of a 32-bit unsigned integer"));
+      }
+      const auto u = static_cast<std::uint32_t>(x);
+      (k.str() == "anchor_updates" ? one.anchor_updates : one.max_legs) = u;
+      (k.str() == "anchor_updates" ? out.anchor_updates : out.max_legs) = u;
+    }
+    if (auto s = one.validate(); !s.ok()) {
+      std::string_view why = detail::text(s);
+      if (why.starts_with("book: ")) why.remove_prefix(6);  // the path already says so
+      return fail(v, path, why);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_positions(const toml::node& n, positions_source& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, "positions", t); !s.ok()) return s;
+  if (auto s = check_keys(*t, "positions",
+                          std::array<std::string_view, 3>{"file", "generate", "seed"});
+      !s.ok()) {
+    return s;
+  }
+  const toml::node* file = t->get("file");
+  const toml::node* generate = t->get("generate");
+  if ((file == nullptr) == (generate == nullptr)) {
+    return fail(*t, "positions",
+                file != nullptr ? "give either file or generate, not both"
+                                : "missing a source: give file = \"positions.csv\" or generate = N");
+  }
+  if (file != nullptr) {
+    std::string f;
+    if (auto s = read_string(*file, "positions.file", f); !s.ok()) return s;
+    if (f.empty()) return fail(*file, "positions.file", "the path is empty");
+    std::filesystem::path p(f);
+    if (!base_dir_.empty() && p.is_relative()) p = std::filesystem::path(base_dir_) / p;
+    out.file = p.lexically_normal().string();
+  } else {
+    std::int64_t g = 0;
+    if (auto s = read_int(*generate, "positions.generate", g); !s.ok()) return s;
+    if (g < 1 || static_cast<std::uint64_t>(g) > max_generated_positions) {
+      return fail(*generate, "positions.generate",
+                  detail::cat(g, " is outside [1, ", max_generated_positions, "]"));
+    }
+    out.generate = static_cast<std::uint64_t>(g);
+  }
+  if (const toml::node* seed = t->get("seed")) {
+    std::int64_t s = 0;
+    if (auto st = read_int(*seed, "positions.seed", s); !st.ok()) return st;
+    if (s < 0) return fail(*seed, "positions.seed", detail::cat("seed ", s, " is negative"));
+    out.seed = static_cast<std::uint64_t>(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_assets(const toml::node& n, config& out) const {
+  const toml::array* arr = nullptr;
+  if (auto s = as_array(n, "assets", arr); !s.ok()) return s;
+  if (arr->empty()) return fail(n, "assets", "at least one asset is required");
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string path = detail::cat("assets[", i, "]");
+    const toml::table* t = nullptr;
+    if (auto s = as_table(*arr->get(i), path, t); !s.ok()) return s;
+    if (auto s = check_keys(*t, path,
+                            std::array<std::string_view, 4>{"symbol", "price", "pool", "beta"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = require(*t, path, {"symbol", "price"}); !s.ok()) return s;
+    asset_spec spec;
+    if (auto s = read_string(*t->get("symbol"), join(path, "symbol"), spec.symbol); !s.ok()) return s;
+    if (auto s = read_float(*t->get("price"), join(path, "price"), spec.price); !s.ok()) return s;
+    if (const toml::node* pool_node = t->get("pool")) {
+      const std::string pool_path = join(path, "pool");
+      const toml::table* pt = nullptr;
+      if (auto s = as_table(*pool_node, pool_path, pt); !s.ok()) return s;
+      if (auto s = check_keys(*pt, pool_path, std::array<std::string_view, 2>{"base", "quote"});
+          !s.ok()) {
+        return s;
+      }
+      if (auto s = require(*pt, pool_path, {"base", "quote"}); !s.ok()) return s;
+      pool& liquidity = spec.liquidity.emplace();
+      if (auto s = read_float(*pt->get("base"), join(pool_path, "base"), liquidity.base); !s.ok()) {
+        return s;
+      }
+      if (auto s = read_float(*pt->get("quote"), join(pool_path, "quote"), liquidity.quote);
+          !s.ok()) {
+        return s;
+      }
+    }
+    double beta = 1.0;
+    if (const toml::node* b = t->get("beta")) {
+      if (auto s = read_float(*b, join(path, "beta"), beta); !s.ok()) return s;
+      if (!std::isfinite(beta)) return fail(*b, join(path, "beta"), "beta must be a finite number");
+    }
+    if (auto r = out.mkt.add_asset(spec); !r.ok()) {
+      const std::string sub = detail::fault_path(detail::locate_asset_fault(out.mkt, spec), nullptr);
+      return fail_at_path(sub.empty() ? path : detail::cat(path, ".", sub), *t,
+                          detail::text(r.status()));
+    }
+    out.betas.push_back(beta);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_protocols(const toml::node& n, market& m) const {
+  const toml::array* arr = nullptr;
+  if (auto s = as_array(n, "protocols", arr); !s.ok()) return s;
+  if (arr->empty()) return fail(n, "protocols", "at least one protocol is required");
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string path = detail::cat("protocols[", i, "]");
+    const toml::table* t = nullptr;
+    if (auto s = as_table(*arr->get(i), path, t); !s.ok()) return s;
+    if (auto s = check_keys(*t, path,
+                            std::array<std::string_view, 5>{"name", "kind", "close_factor",
+                                                            "full_liquidation_hf", "assets"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = require(*t, path, {"name", "kind", "close_factor", "full_liquidation_hf"});
+        !s.ok()) {
+      return s;
+    }
+    protocol_spec spec;
+    if (auto s = read_string(*t->get("name"), join(path, "name"), spec.name); !s.ok()) return s;
+    std::string kind;
+    const toml::node& kind_node = *t->get("kind");
+    if (auto s = read_string(kind_node, join(path, "kind"), kind); !s.ok()) return s;
+    const auto parsed = parse_protocol_kind(kind);
+    if (!parsed) {
+      return fail(kind_node, join(path, "kind"),
+                  detail::cat("unknown protocol kind ", detail::quoted(kind), " (expected pooled, cdp or margin)"));
+    }
+    spec.kind = *parsed;
+    if (auto s = read_float(*t->get("close_factor"), join(path, "close_factor"), spec.close_factor);
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = read_float(*t->get("full_liquidation_hf"), join(path, "full_liquidation_hf"),
+                            spec.full_liquidation_hf);
+        !s.ok()) {
+      return s;
+    }
+    if (const toml::node* assets = t->get("assets")) {
+      const std::string assets_path = join(path, "assets");
+      const toml::table* at = nullptr;
+      if (auto s = as_table(*assets, assets_path, at); !s.ok()) return s;
+      for (auto&& [symbol, entry] : *at) {
+        const std::string entry_path = join(assets_path, symbol.str());
+        const toml::table* et = nullptr;
+        if (auto s = as_table(entry, entry_path, et); !s.ok()) return s;
+        if (auto s = check_keys(*et, entry_path,
+                                std::array<std::string_view, 2>{"liquidation_threshold",
+                                                                "liquidation_bonus"});
+            !s.ok()) {
+          return s;
+        }
+        if (auto s = require(*et, entry_path, {"liquidation_threshold"}); !s.ok()) return s;
+        collateral_params params;
+        if (auto s = read_float(*et->get("liquidation_threshold"),
+                                join(entry_path, "liquidation_threshold"),
+                                params.liquidation_threshold);
+            !s.ok()) {
+          return s;
+        }
+        if (const toml::node* bonus = et->get("liquidation_bonus")) {
+          if (auto s = read_float(*bonus, join(entry_path, "liquidation_bonus"),
+                                  params.liquidation_bonus);
+              !s.ok()) {
+            return s;
+          }
+        }
+        spec.assets.emplace_back(std::string(symbol.str()), params);
+      }
+    }
+    if (auto r = m.add_protocol(spec); !r.ok()) {
+      const std::string sub = detail::fault_path(detail::locate_protocol_fault(m, spec), &spec);
+      return fail_at_path(sub.empty() ? path : detail::cat(path, ".", sub), *t,
+                          detail::text(r.status()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<config> config_decoder::run() {
+  constexpr std::array<std::string_view, 6> sections{"server",    "bands",  "book",
+                                                     "positions", "assets", "protocols"};
+  if (auto s = check_keys(root_, "", sections); !s.ok()) return s;
+  for (const std::string_view k : {"positions", "assets", "protocols"}) {
+    if (!root_.contains(k)) {
+      return detail::input_error(source_, 0, "", detail::cat("missing required section ", detail::quoted(k)));
+    }
+  }
+  config out;
+  out.source = std::string(source_);
+  if (const toml::node* n = root_.get("server")) {
+    if (auto s = decode_server(*n, out.server); !s.ok()) return s;
+  }
+  if (const toml::node* n = root_.get("bands")) {
+    if (auto s = decode_bands(*n, out.book.bands); !s.ok()) return s;
+  }
+  if (const toml::node* n = root_.get("book")) {
+    if (auto s = decode_book(*n, out.book); !s.ok()) return s;
+  }
+  if (auto s = out.book.validate(); !s.ok()) return detail::input_error(source_, 0, "", detail::text(s));
+  if (auto s = decode_positions(*root_.get("positions"), out.positions); !s.ok()) return s;
+  if (auto s = decode_assets(*root_.get("assets"), out); !s.ok()) return s;
+  if (auto s = decode_protocols(*root_.get("protocols"), out.mkt); !s.ok()) return s;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<config> parse_config(std::string_view toml_text, std::string_view source_name,
+                                    std::string_view base_dir) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    return detail::input_error(source_name, e.source().begin.line, "",
+                               detail::cat("TOML syntax error: ", e.description()));
+  }
+  config_decoder d(root, source_name, base_dir);
+  return d.run();
+}
+
+absl::StatusOr<config> load_config_file(const std::string& path) {
+  auto text = detail::read_file(path);
+  if (!text.ok()) return text.status();
+  return parse_config(*text, path, std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace cascade::proto

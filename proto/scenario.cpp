@@ -1,0 +1,841 @@
+#include "proto/scenario.hpp"
+
+#include <array>
+#include <cmath>
+#include <optional>
+#include <utility>
+
+#include <absl/container/flat_hash_set.h>
+#include <absl/strings/str_cat.h>
+#include <simdjson.h>
+
+#include "proto/input_error.hpp"
+
+namespace cascade::proto {
+
+namespace {
+
+namespace od = simdjson::ondemand;
+constexpr std::size_t npos = std::string_view::npos;
+// How deep values under unknown keys may nest.
+constexpr std::size_t max_unknown_depth = 64;
+
+std::string_view type_name(od::json_type t) {
+  switch (t) {
+    case od::json_type::array: return "an array";
+    case od::json_type::object: return "an object";
+    case od::json_type::number: return "a number";
+    case od::json_type::string: return "a string";
+    case od::json_type::boolean: return "a boolean";
+    case od::json_type::null: return "null";
+  }
+  return "a value";
+}
+
+bool json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// The text of a scalar token, without the whitespace after it.
+std::string_view trimmed_token(od::value& v) {
+  std::string_view raw = v.raw_json_token();
+  while (!raw.empty() && json_space(raw.back())) raw.remove_suffix(1);
+  return raw;
+}
+
+// NaN, Infinity and the like: what other encoders write where JSON has no number.
+bool non_finite_literal(std::string_view raw) {
+  if (!raw.empty() && (raw[0] == '-' || raw[0] == '+')) raw.remove_prefix(1);
+  return !raw.empty() && (raw[0] == 'N' || raw[0] == 'n' || raw[0] == 'I' || raw[0] == 'i') &&
+         raw != "null";
+}
+
+// Where the root container of `text` ends (one past its closing bracket), by bracket
+// matching outside strings; npos when it never closes. Only used to explain an error
+// that simdjson reports without saying whether the document is cut short or followed
+// by more content.
+std::size_t root_end(std::string_view text) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0) return i;  // a stray closer: content after the document
+      if (--depth == 0) return i + 1;
+    }
+  }
+  return npos;
+}
+
+// One step of the JSON path of the value being decoded: a key or an array index.
+struct path_part {
+  std::string_view key;
+  std::size_t index = 0;
+  bool is_index = false;
+};
+
+// The decoded document before any semantic check. Views point into the parser's string
+// buffer, which lives as long as the parser. Offsets (`at_*`) are byte offsets of the
+// values in the input, for line numbers.
+struct asset_in {
+  asset_spec spec;
+  std::size_t at = 0, at_symbol = 0, at_price = 0, at_pool = 0;
+};
+struct entry_at {
+  std::size_t at = 0, at_threshold = 0, at_bonus = 0;
+};
+struct protocol_in {
+  protocol_spec spec;
+  std::vector<entry_at> entries;  // parallel to spec.assets
+  std::size_t at = 0, at_name = 0, at_close_factor = 0, at_full_hf = 0;
+};
+struct leg_in {
+  std::string_view asset;
+  double collateral = 0.0;
+  double debt = 0.0;
+  std::size_t at = 0, at_asset = 0;
+};
+struct position_in {
+  std::string_view id, protocol, owner;
+  std::size_t legs_begin = 0, legs_end = 0;
+  std::size_t at = 0, at_id = 0, at_protocol = 0;
+};
+struct shock_in {
+  std::string_view symbol;
+  double value = 0.0;
+  std::size_t at = 0;
+};
+
+class path_scope {
+ public:
+  path_scope(std::vector<path_part>& path, path_part part) : path_(path) { path_.push_back(part); }
+  ~path_scope() { path_.pop_back(); }
+  path_scope(const path_scope&) = delete;
+  path_scope& operator=(const path_scope&) = delete;
+
+ private:
+  std::vector<path_part>& path_;
+};
+
+// Tracks which known keys of one object were seen, to refuse repeats and report
+// missing required keys.
+template <std::size_t N>
+class key_set {
+ public:
+  explicit constexpr key_set(std::array<std::string_view, N> names) : names_(names) {}
+  // Index of `k` among the known names, or N.
+  [[nodiscard]] std::size_t find(std::string_view k) const {
+    for (std::size_t i = 0; i < N; ++i) {
+      if (names_[i] == k) return i;
+    }
+    return N;
+  }
+  // False when the key was seen before.
+  bool mark(std::size_t i) { return !std::exchange(seen_[i], true); }
+  [[nodiscard]] bool seen(std::size_t i) const { return seen_[i]; }
+  [[nodiscard]] std::string_view name(std::size_t i) const { return names_[i]; }
+
+ private:
+  std::array<std::string_view, N> names_;
+  std::array<bool, N> seen_{};
+};
+
+class decoder {
+ public:
+  decoder(std::string_view text, std::string_view source) : text_(text), source_(source) {}
+
+  absl::Status decode(od::document& doc);
+  absl::StatusOr<scenario> build() const;
+
+ private:
+  // Errors. `fail` names the path being decoded; `fail_path` takes an explicit one.
+  [[nodiscard]] absl::Status fail(std::size_t at, std::string_view reason) const;
+  [[nodiscard]] absl::Status fail_path(std::size_t at, std::string_view path,
+                                       std::string_view reason) const;
+  [[nodiscard]] absl::Status json_error(simdjson::error_code e);
+  [[nodiscard]] absl::Status structure_error() const;
+  [[nodiscard]] absl::Status missing(std::size_t at, std::string_view key) const {
+    return fail(at, detail::cat("missing required field '", key, "'"));
+  }
+  [[nodiscard]] absl::Status repeated(std::size_t at, std::string_view key) const {
+    return fail(at, detail::cat("key '", key, "' is given twice"));
+  }
+  [[nodiscard]] absl::Status invalid_literal(std::size_t at, std::string_view raw) const {
+    return fail(at, detail::cat("malformed JSON: invalid literal ", detail::quoted(raw),
+                                " (expected true, false or null)"));
+  }
+  [[nodiscard]] std::string render_path() const;
+
+  // Typed reads; each records the value's offset in `at`.
+  std::size_t where(od::value& v);
+  absl::Status expect(od::value& v, od::json_type want, std::size_t& at);
+  absl::Status read_number(od::value& v, double& out, std::size_t& at);
+  absl::Status read_amount(od::value& v, double& out, std::size_t& at);
+  absl::Status read_string(od::value& v, std::string_view& out, std::size_t& at);
+  absl::Status read_object(od::value& v, od::object& out, std::size_t& at);
+  absl::Status read_array(od::value& v, od::array& out, std::size_t& at);
+  // Walks a value this version does not use, so that malformed JSON under an unknown
+  // key is still refused (On-Demand would otherwise skip it unchecked).
+  absl::Status check_value(od::value& v, std::size_t depth = 0);
+
+  // Calls on_field(key, value) for each field of `obj`, in document order, with the key
+  // pushed on the path.
+  template <class F>
+  absl::Status for_each_field(od::object& obj, F&& on_field);
+  template <class F>
+  absl::Status for_each_element(od::array& arr, F&& on_element);
+
+  absl::Status decode_assets(od::value& v);
+  absl::Status decode_asset(od::value& v);
+  absl::Status decode_pool(od::value& v, pool& out);
+  absl::Status decode_protocols(od::value& v);
+  absl::Status decode_protocol(od::value& v);
+  absl::Status decode_collateral(od::value& v, protocol_in& p);
+  absl::Status decode_positions(od::value& v);
+  absl::Status decode_position(od::value& v);
+  absl::Status decode_leg(od::value& v);
+  absl::Status decode_shocks(od::value& v);
+  absl::Status decode_max_rounds(od::value& v);
+
+  std::string_view text_;
+  std::string_view source_;
+  od::document* doc_ = nullptr;
+  std::size_t last_at_ = 0;
+  std::vector<path_part> path_;
+
+  std::vector<asset_in> assets_;
+  std::vector<protocol_in> protocols_;
+  std::vector<position_in> positions_;
+  std::vector<leg_in> legs_;
+  std::vector<shock_in> shocks_;
+  bool has_positions_ = false;
+  std::uint32_t max_rounds_ = 100;
+};
+
+std::string decoder::render_path() const {
+  std::string out;
+  for (const path_part& p : path_) {
+    if (p.is_index) {
+      detail::append(&out, "[", p.index, "]");
+    } else {
+      if (!out.empty()) out += '.';
+      out += detail::path_key(p.key);
+    }
+  }
+  return out;
+}
+
+absl::Status decoder::fail(std::size_t at, std::string_view reason) const {
+  return fail_path(at, render_path(), reason);
+}
+
+absl::Status decoder::fail_path(std::size_t at, std::string_view path,
+                                std::string_view reason) const {
+  return detail::input_error(source_, detail::line_of(text_, at), path, reason);
+}
+
+absl::Status decoder::structure_error() const {
+  const std::size_t end = root_end(text_);
+  if (end == npos) {
+    return fail_path(text_.size(), "",
+                     "truncated JSON: the document ends before every object and array is closed");
+  }
+  std::size_t i = end;
+  while (i < text_.size() && json_space(text_[i])) ++i;
+  if (i < text_.size()) return fail_path(i, "", "trailing content after the JSON document");
+  return fail_path(end, "", "malformed JSON: unbalanced brackets or braces");
+}
+
+absl::Status decoder::json_error(simdjson::error_code e) {
+  std::size_t at = last_at_;
+  const char* p = nullptr;
+  if (doc_ != nullptr && doc_->current_location().get(p) == simdjson::SUCCESS) {
+    at = static_cast<std::size_t>(p - text_.data());
+  }
+  switch (e) {
+    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT: return structure_error();
+    case simdjson::TAPE_ERROR:
+      return fail(at,
+                  "malformed JSON: a missing or extra comma, colon, bracket or brace, or an "
+                  "invalid literal");
+    case simdjson::UNCLOSED_STRING:
+      return fail_path(text_.size(), "", "truncated JSON: a string is opened but never closed");
+    case simdjson::STRING_ERROR: return fail(at, "malformed JSON: an invalid escape in a string");
+    case simdjson::UNESCAPED_CHARS:
+      return fail(at, "malformed JSON: a control character inside a string must be escaped");
+    case simdjson::UTF8_ERROR: return fail(at, "the input is not valid UTF-8");
+    case simdjson::DEPTH_ERROR: return fail(at, "malformed JSON: nested too deeply");
+    case simdjson::EMPTY: return fail_path(0, "", "empty document: expected a JSON object");
+    case simdjson::N_ATOM_ERROR:
+    case simdjson::T_ATOM_ERROR:
+    case simdjson::F_ATOM_ERROR:
+      return fail(at, "malformed JSON: an invalid literal (expected true, false or null)");
+    default: return fail(at, detail::cat("malformed JSON: ", simdjson::error_message(e)));
+  }
+}
+
+std::size_t decoder::where(od::value& v) {
+  const char* p = nullptr;
+  if (v.current_location().get(p) == simdjson::SUCCESS) {
+    last_at_ = static_cast<std::size_t>(p - text_.data());
+  }
+  return last_at_;
+}
+
+absl::Status decoder::expect(od::value& v, od::json_type want, std::size_t& at) {
+  at = where(v);
+  od::json_type t{};
+  if (const auto e = v.type().get(t)) {
+    const std::string_view raw = trimmed_token(v);
+    if (non_finite_literal(raw)) {
+      return fail(at, detail::cat(detail::quoted(raw),
+                                  " is not JSON: NaN and infinities cannot be written in JSON"));
+    }
+    return json_error(e);
+  }
+  if (t != want) return fail(at, detail::cat("expected ", type_name(want), ", got ", type_name(t)));
+  return absl::OkStatus();
+}
+
+absl::Status decoder::read_number(od::value& v, double& out, std::size_t& at) {
+  if (auto s = expect(v, od::json_type::number, at); !s.ok()) return s;
+  const std::string_view raw = trimmed_token(v);
+  if (v.get_double().get(out) != simdjson::SUCCESS || !std::isfinite(out)) {
+    return fail(at, detail::cat(detail::quoted(raw), " is not a valid finite number"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status decoder::read_amount(od::value& v, double& out, std::size_t& at) {
+  if (auto s = read_number(v, out, at); !s.ok()) return s;
+  if (!is_nonnegative_finite(out)) {
+    return fail(at, detail::cat(out, " is negative: amounts must be finite numbers >= 0"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status decoder::read_string(od::value& v, std::string_view& out, std::size_t& at) {
+  if (auto s = expect(v, od::json_type::string, at); !s.ok()) return s;
+  if (const auto e = v.get_string().get(out)) return json_error(e);
+  return absl::OkStatus();
+}
+
+absl::Status decoder::read_object(od::value& v, od::object& out, std::size_t& at) {
+  if (auto s = expect(v, od::json_type::object, at); !s.ok()) return s;
+  if (const auto e = v.get_object().get(out)) return json_error(e);
+  return absl::OkStatus();
+}
+
+absl::Status decoder::read_array(od::value& v, od::array& out, std::size_t& at) {
+  if (auto s = expect(v, od::json_type::array, at); !s.ok()) return s;
+  if (const auto e = v.get_array().get(out)) return json_error(e);
+  return absl::OkStatus();
+}
+
+absl::Status decoder::check_value(od::value& v, std::size_t depth) {
+  const std::size_t at = where(v);
+  od::json_type t{};
+  if (const auto e = v.type().get(t)) return json_error(e);
+  // The walk recurses: bound it, so a hostile body cannot exhaust the stack.
+  if (depth >= max_unknown_depth &&
+      (t == od::json_type::array || t == od::json_type::object)) {
+    return fail(at, detail::cat("nested more than ", max_unknown_depth, " levels deep"));
+  }
+  switch (t) {
+    case od::json_type::array: {
+      od::array arr;
+      if (const auto e = v.get_array().get(arr)) return json_error(e);
+      return for_each_element(arr, [&](od::value& x) { return check_value(x, depth + 1); });
+    }
+    case od::json_type::object: {
+      od::object obj;
+      if (const auto e = v.get_object().get(obj)) return json_error(e);
+      return for_each_field(obj,
+                            [&](std::string_view, od::value& x) { return check_value(x, depth + 1); });
+    }
+    case od::json_type::number: {
+      double d = 0.0;
+      std::size_t ignored = 0;
+      return read_number(v, d, ignored);
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      if (const auto e = v.get_string().get(s)) return json_error(e);
+      return absl::OkStatus();
+    }
+    case od::json_type::boolean: {
+      const std::string_view raw = trimmed_token(v);
+      bool b = false;
+      if (v.get_bool().get(b) != simdjson::SUCCESS) return invalid_literal(at, raw);
+      return absl::OkStatus();
+    }
+    case od::json_type::null: {
+      const std::string_view raw = trimmed_token(v);
+      bool null = false;
+      if (v.is_null().get(null) != simdjson::SUCCESS || !null) return invalid_literal(at, raw);
+      return absl::OkStatus();
+    }
+  }
+  return fail(at, "malformed JSON");
+}
+
+template <class F>
+absl::Status decoder::for_each_field(od::object& obj, F&& on_field) {
+  for (auto result : obj) {
+    od::field f;
+    if (const auto e = std::move(result).get(f)) return json_error(e);
+    std::string_view k;
+    if (const auto e = f.unescaped_key().get(k)) return json_error(e);
+    path_scope scope(path_, {k});
+    if (auto s = on_field(k, f.value()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+template <class F>
+absl::Status decoder::for_each_element(od::array& arr, F&& on_element) {
+  std::size_t i = 0;
+  for (auto result : arr) {
+    od::value v;
+    if (const auto e = std::move(result).get(v)) return json_error(e);
+    path_scope scope(path_, {{}, i++, true});
+    if (auto s = on_element(v); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode(od::document& doc) {
+  doc_ = &doc;
+  od::json_type t{};
+  if (const auto e = doc.type().get(t)) return json_error(e);
+  if (t != od::json_type::object) {
+    return fail_path(0, "", detail::cat("expected a JSON object, got ", type_name(t)));
+  }
+  od::object root;
+  if (const auto e = doc.get_object().get(root)) return json_error(e);
+
+  enum : std::size_t { assets, protocols, positions, shocks, max_rounds, known };
+  key_set<known> keys({"assets", "protocols", "positions", "shocks", "max_rounds"});
+  auto status = for_each_field(root, [&](std::string_view k, od::value& v) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(v);
+    if (!keys.mark(i)) return repeated(where(v), k);
+    switch (i) {
+      case assets: return decode_assets(v);
+      case protocols: return decode_protocols(v);
+      case positions: has_positions_ = true; return decode_positions(v);
+      case shocks: return decode_shocks(v);
+      default: return decode_max_rounds(v);
+    }
+  });
+  if (!status.ok()) return status;
+  for (const std::size_t required : {assets, protocols}) {
+    if (!keys.seen(required)) {
+      return fail_path(0, "", detail::cat("missing required field '", keys.name(required), "'"));
+    }
+  }
+  const char* rest = nullptr;
+  if (doc.current_location().get(rest) == simdjson::SUCCESS) {
+    return fail_path(static_cast<std::size_t>(rest - text_.data()), "",
+                     "trailing content after the JSON document");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_assets(od::value& v) {
+  od::array arr;
+  std::size_t at = 0;
+  if (auto s = read_array(v, arr, at); !s.ok()) return s;
+  return for_each_element(arr, [&](od::value& x) { return decode_asset(x); });
+}
+
+absl::Status decoder::decode_asset(od::value& v) {
+  asset_in a;
+  od::object obj;
+  if (auto s = read_object(v, obj, a.at); !s.ok()) return s;
+  enum : std::size_t { symbol, price, pool_key, known };
+  key_set<known> keys({"symbol", "price", "pool"});
+  auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    switch (i) {
+      case symbol: {
+        std::string_view s;
+        if (auto st = read_string(x, s, a.at_symbol); !st.ok()) return st;
+        a.spec.symbol = s;
+        return absl::OkStatus();
+      }
+      case price: return read_number(x, a.spec.price, a.at_price);
+      default: {
+        a.at_pool = where(x);
+        return decode_pool(x, a.spec.liquidity.emplace());
+      }
+    }
+  });
+  if (!status.ok()) return status;
+  for (const std::size_t required : {symbol, price}) {
+    if (!keys.seen(required)) return missing(a.at, keys.name(required));
+  }
+  assets_.push_back(std::move(a));
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_pool(od::value& v, pool& out) {
+  od::object obj;
+  std::size_t at = 0;
+  if (auto s = read_object(v, obj, at); !s.ok()) return s;
+  enum : std::size_t { base, quote, known };
+  key_set<known> keys({"base", "quote"});
+  auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    std::size_t ignored = 0;
+    return read_number(x, i == base ? out.base : out.quote, ignored);
+  });
+  if (!status.ok()) return status;
+  for (const std::size_t required : {base, quote}) {
+    if (!keys.seen(required)) return missing(at, keys.name(required));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_protocols(od::value& v) {
+  od::array arr;
+  std::size_t at = 0;
+  if (auto s = read_array(v, arr, at); !s.ok()) return s;
+  return for_each_element(arr, [&](od::value& x) { return decode_protocol(x); });
+}
+
+absl::Status decoder::decode_protocol(od::value& v) {
+  protocol_in p;
+  od::object obj;
+  if (auto s = read_object(v, obj, p.at); !s.ok()) return s;
+  enum : std::size_t { name, kind, close_factor, full_hf, assets, known };
+  key_set<known> keys({"name", "kind", "close_factor", "full_liquidation_hf", "assets"});
+  auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    switch (i) {
+      case name: {
+        std::string_view s;
+        if (auto st = read_string(x, s, p.at_name); !st.ok()) return st;
+        p.spec.name = s;
+        return absl::OkStatus();
+      }
+      case kind: {
+        std::string_view s;
+        std::size_t at = 0;
+        if (auto st = read_string(x, s, at); !st.ok()) return st;
+        const auto parsed = parse_protocol_kind(s);
+        if (!parsed) {
+          return fail(at, detail::cat("unknown protocol kind ", detail::quoted(s),
+                                       " (expected pooled, cdp or margin)"));
+        }
+        p.spec.kind = *parsed;
+        return absl::OkStatus();
+      }
+      case close_factor: return read_number(x, p.spec.close_factor, p.at_close_factor);
+      case full_hf: return read_number(x, p.spec.full_liquidation_hf, p.at_full_hf);
+      default: return decode_collateral(x, p);
+    }
+  });
+  if (!status.ok()) return status;
+  for (const std::size_t required : {name, kind, close_factor, full_hf}) {
+    if (!keys.seen(required)) return missing(p.at, keys.name(required));
+  }
+  protocols_.push_back(std::move(p));
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_collateral(od::value& v, protocol_in& p) {
+  od::object obj;
+  std::size_t at = 0;
+  if (auto s = read_object(v, obj, at); !s.ok()) return s;
+  return for_each_field(obj, [&](std::string_view symbol, od::value& x) -> absl::Status {
+    entry_at e;
+    collateral_params params;
+    od::object entry;
+    if (auto s = read_object(x, entry, e.at); !s.ok()) return s;
+    enum : std::size_t { threshold, bonus, known };
+    key_set<known> keys({"liquidation_threshold", "liquidation_bonus"});
+    auto status = for_each_field(entry, [&](std::string_view k, od::value& y) -> absl::Status {
+      const std::size_t i = keys.find(k);
+      if (i == known) return check_value(y);
+      if (!keys.mark(i)) return repeated(where(y), k);
+      return i == threshold ? read_number(y, params.liquidation_threshold, e.at_threshold)
+                            : read_number(y, params.liquidation_bonus, e.at_bonus);
+    });
+    if (!status.ok()) return status;
+    if (!keys.seen(threshold)) return missing(e.at, keys.name(threshold));
+    // A repeated symbol is refused by market::add_protocol (and located there).
+    p.spec.assets.emplace_back(std::string(symbol), params);
+    p.entries.push_back(e);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status decoder::decode_positions(od::value& v) {
+  od::array arr;
+  std::size_t at = 0;
+  if (auto s = read_array(v, arr, at); !s.ok()) return s;
+  return for_each_element(arr, [&](od::value& x) { return decode_position(x); });
+}
+
+absl::Status decoder::decode_position(od::value& v) {
+  position_in p;
+  od::object obj;
+  if (auto s = read_object(v, obj, p.at); !s.ok()) return s;
+  p.legs_begin = legs_.size();
+  enum : std::size_t { id, protocol_key, owner, legs, known };
+  key_set<known> keys({"id", "protocol", "owner", "legs"});
+  auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    switch (i) {
+      case id: {
+        if (auto s = read_string(x, p.id, p.at_id); !s.ok()) return s;
+        if (p.id.empty()) return fail(p.at_id, "the id is empty");
+        return absl::OkStatus();
+      }
+      case protocol_key: return read_string(x, p.protocol, p.at_protocol);
+      case owner: {
+        std::size_t ignored = 0;
+        return read_string(x, p.owner, ignored);
+      }
+      default: {
+        od::array arr;
+        std::size_t at = 0;
+        if (auto s = read_array(x, arr, at); !s.ok()) return s;
+        return for_each_element(arr, [&](od::value& y) { return decode_leg(y); });
+      }
+    }
+  });
+  if (!status.ok()) return status;
+  for (const std::size_t required : {id, protocol_key, legs}) {
+    if (!keys.seen(required)) return missing(p.at, keys.name(required));
+  }
+  p.legs_end = legs_.size();
+  positions_.push_back(p);
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_leg(od::value& v) {
+  leg_in l;
+  od::object obj;
+  if (auto s = read_object(v, obj, l.at); !s.ok()) return s;
+  enum : std::size_t { asset, collateral, debt, known };
+  key_set<known> keys({"asset", "collateral", "debt"});
+  auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    std::size_t ignored = 0;
+    switch (i) {
+      case asset: return read_string(x, l.asset, l.at_asset);
+      case collateral: return read_amount(x, l.collateral, ignored);
+      default: return read_amount(x, l.debt, ignored);
+    }
+  });
+  if (!status.ok()) return status;
+  if (!keys.seen(asset)) return missing(l.at, keys.name(asset));
+  legs_.push_back(l);
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_shocks(od::value& v) {
+  od::object obj;
+  std::size_t at = 0;
+  if (auto s = read_object(v, obj, at); !s.ok()) return s;
+  return for_each_field(obj, [&](std::string_view symbol, od::value& x) -> absl::Status {
+    shock_in sh{symbol, 0.0, 0};
+    if (auto s = read_number(x, sh.value, sh.at); !s.ok()) return s;
+    if (!(sh.value > -1.0)) {
+      return fail(sh.at, detail::cat("shock ", sh.value,
+                                      " must be > -1 (a price cannot fall by 100% or more)"));
+    }
+    for (const shock_in& other : shocks_) {
+      if (other.symbol == symbol) return fail(sh.at, "the asset is shocked twice");
+    }
+    shocks_.push_back(sh);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status decoder::decode_max_rounds(od::value& v) {
+  std::size_t at = 0;
+  if (auto s = expect(v, od::json_type::number, at); !s.ok()) return s;
+  const std::string_view raw = trimmed_token(v);
+  std::uint64_t n = 0;
+  if (v.get_uint64().get(n) != simdjson::SUCCESS || n == 0 || n > max_rounds_limit) {
+    return fail(at, detail::cat(detail::quoted(raw), " is not an integer in [1, ", max_rounds_limit, "]"));
+  }
+  max_rounds_ = static_cast<std::uint32_t>(n);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<scenario> decoder::build() const {
+  scenario out;
+  out.has_positions = has_positions_;
+  out.max_rounds = max_rounds_;
+  market& m = out.mkt;
+
+  for (std::size_t i = 0; i < assets_.size(); ++i) {
+    const asset_in& a = assets_[i];
+    if (auto r = m.add_asset(a.spec); !r.ok()) {
+      const detail::spec_fault f = detail::locate_asset_fault(m, a.spec);
+      const std::size_t at = f.field == detail::spec_field::symbol  ? a.at_symbol
+                             : f.field == detail::spec_field::price ? a.at_price
+                             : f.field == detail::spec_field::pool  ? a.at_pool
+                                                                    : a.at;
+      std::string path = detail::cat("assets[", i, "]");
+      if (const std::string sub = detail::fault_path(f, nullptr); !sub.empty()) {
+        detail::append(&path, ".", sub);
+      }
+      return fail_path(at, path, detail::text(r.status()));
+    }
+  }
+
+  for (std::size_t i = 0; i < protocols_.size(); ++i) {
+    const protocol_in& p = protocols_[i];
+    if (auto r = m.add_protocol(p.spec); !r.ok()) {
+      const detail::spec_fault f = detail::locate_protocol_fault(m, p.spec);
+      std::size_t at = p.at;
+      switch (f.field) {
+        case detail::spec_field::name: at = p.at_name; break;
+        case detail::spec_field::close_factor: at = p.at_close_factor; break;
+        case detail::spec_field::full_liquidation_hf: at = p.at_full_hf; break;
+        case detail::spec_field::collateral_entry: at = p.entries[f.entry].at; break;
+        case detail::spec_field::liquidation_threshold: at = p.entries[f.entry].at_threshold; break;
+        case detail::spec_field::liquidation_bonus: at = p.entries[f.entry].at_bonus; break;
+        default: break;
+      }
+      std::string path = detail::cat("protocols[", i, "]");
+      if (const std::string sub = detail::fault_path(f, &p.spec); !sub.empty()) {
+        detail::append(&path, ".", sub);
+      }
+      return fail_path(at, path, detail::text(r.status()));
+    }
+  }
+
+  out.shocks.reserve(shocks_.size());
+  for (const shock_in& sh : shocks_) {
+    const std::string path = detail::cat("shocks.", detail::path_key(sh.symbol));
+    const auto a = m.find_asset(sh.symbol);
+    if (!a) return fail_path(sh.at, path, detail::cat("unknown asset ", detail::quoted(sh.symbol)));
+    // The shocked price, and the pool moved to it at constant k, must stay finite and > 0.
+    const asset_spec& spec = m.asset(*a);
+    const double shocked = spec.price * (1.0 + sh.value);
+    bool ok = is_positive_finite(shocked);
+    if (ok && spec.liquidity) {
+      const double k = spec.liquidity->base * spec.liquidity->quote;
+      ok = is_positive_finite(std::sqrt(k / shocked)) && is_positive_finite(std::sqrt(k * shocked));
+    }
+    if (!ok) {
+      return fail_path(sh.at, path,
+                       detail::cat("shock ", sh.value, " takes the price of ", sh.symbol, " to ",
+                                    shocked, ", outside the range of finite positive prices"));
+    }
+    out.shocks.emplace_back(*a, sh.value);
+  }
+
+  out.positions.reserve(positions_.size());
+  absl::flat_hash_set<absl::string_view> ids;
+  ids.reserve(positions_.size());
+  for (std::size_t i = 0; i < positions_.size(); ++i) {
+    const position_in& p = positions_[i];
+    const auto path = [&](std::string_view field) {
+      return detail::cat("positions[", i, "].", field);
+    };
+    if (!ids.insert(key(p.id)).second) {
+      return fail_path(p.at_id, path("id"), detail::cat("duplicate position id ", detail::quoted(p.id)));
+    }
+    const auto pid = m.find_protocol(p.protocol);
+    if (!pid) {
+      return fail_path(p.at_protocol, path("protocol"),
+                       detail::cat("unknown protocol ", detail::quoted(p.protocol)));
+    }
+    const protocol& proto = m.get_protocol(*pid);
+    position_input in{std::string(p.id), *pid, std::string(p.owner), {}};
+    in.legs.reserve(p.legs_end - p.legs_begin);
+    for (std::size_t j = p.legs_begin; j < p.legs_end; ++j) {
+      const leg_in& l = legs_[j];
+      const std::size_t n = j - p.legs_begin;
+      const auto a = m.find_asset(l.asset);
+      if (!a) {
+        return fail_path(l.at_asset, path(detail::cat("legs[", n, "].asset")),
+                         detail::cat("unknown asset ", detail::quoted(l.asset)));
+      }
+      if (l.collateral > 0.0 && proto.params(*a) == nullptr) {
+        return fail_path(l.at, path(detail::cat("legs[", n, "].collateral")),
+                         detail::cat("protocol ", detail::quoted(proto.name), " does not accept ",
+                                      detail::quoted(l.asset), " as collateral (it is not in its assets)"));
+      }
+      in.legs.push_back({*a, l.collateral, l.debt});
+    }
+    out.positions.push_back(std::move(in));
+  }
+  return out;
+}
+
+absl::StatusOr<scenario> parse_padded(simdjson::padded_string_view json,
+                                      std::string_view source_name) {
+  // RFC 8259 lets a parser ignore a UTF-8 byte-order mark; editors on some systems add one.
+  constexpr std::string_view bom = "\xEF\xBB\xBF";
+  if (std::string_view(json.data(), json.size()).starts_with(bom)) {
+    json = simdjson::padded_string_view(json.data() + bom.size(), json.size() - bom.size(),
+                                        json.capacity() - bom.size());
+  }
+  const std::string_view text(json.data(), json.size());
+  decoder d(text, source_name);
+  od::parser parser;
+  od::document doc;
+  if (const auto e = parser.iterate(json).get(doc)) {
+    // Errors found before iteration (stage 1) have no document to locate them.
+    std::string_view reason;
+    switch (e) {
+      case simdjson::EMPTY: reason = "empty document: expected a JSON object"; break;
+      case simdjson::UNCLOSED_STRING:
+        reason = "truncated JSON: a string is opened but never closed";
+        break;
+      case simdjson::UTF8_ERROR: reason = "the input is not valid UTF-8"; break;
+      case simdjson::UNESCAPED_CHARS:
+        reason = "malformed JSON: a control character inside a string must be escaped";
+        break;
+      case simdjson::CAPACITY: reason = "the document is too large"; break;
+      default: reason = simdjson::error_message(e); break;
+    }
+    return detail::input_error(source_name, 0, "", reason);
+  }
+  if (auto s = d.decode(doc); !s.ok()) return s;
+  return d.build();
+}
+
+}  // namespace
+
+absl::StatusOr<scenario> parse_scenario(std::string_view json, std::string_view source_name) {
+  const simdjson::padded_string padded(json);
+  return parse_padded(padded, source_name);
+}
+
+absl::StatusOr<scenario> load_scenario_file(const std::string& path) {
+  auto text = detail::read_file(path, simdjson::SIMDJSON_PADDING);
+  if (!text.ok()) return text.status();
+  return parse_padded(simdjson::padded_string_view(text->data(), text->size(), text->capacity()),
+                      path);
+}
+
+}  // namespace cascade::proto

@@ -1,0 +1,57 @@
+// The scenario document (DESIGN.md "Scenario and report documents") decoded into engine
+// values: a market, positions, shocks and the round limit.
+//
+// Decoding uses simdjson On-Demand on a padded copy of the input. Everything is checked:
+// JSON syntax (including values under keys this version does not know, and trailing
+// content), types, required fields, and the market's own rules (market::add_asset and
+// add_protocol), plus the cascade model's refused inputs. A refusal is an
+// InvalidArgument status reading "SOURCE:LINE: PATH: REASON", e.g.
+//   scenario.json:9: protocols[0].assets.ETH.liquidation_threshold: protocol 'aave-v3':
+//   asset 'ETH': liquidation_threshold 1.5 is outside (0, 1]
+// Unknown keys are accepted (the document may grow) but must hold well-formed JSON
+// (nested at most 64 deep); a known key given twice is refused. A UTF-8 byte-order
+// mark is skipped. Omitted optional values: owner "", collateral and debt 0,
+// liquidation_bonus 0, max_rounds 100, no shocks.
+//
+// Pure functions: any thread, no shared state. They allocate; they throw nothing but
+// std::bad_alloc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+#include "engine/book.hpp"
+#include "engine/ids.hpp"
+#include "engine/market.hpp"
+
+namespace cascade::proto {
+
+// Largest max_rounds a scenario may ask for: each round is a pass over the positions.
+inline constexpr std::uint32_t max_rounds_limit = 1'000'000;
+
+struct scenario {
+  market mkt;
+  // Position ids are unique; protocols and assets refer to `mkt`. Document order.
+  std::vector<position_input> positions;
+  // False when the document has no "positions" key (POST /v1/stress on the live book).
+  bool has_positions = false;
+  // Relative shocks in document order; each > -1, on a distinct asset of `mkt`, and
+  // leaving the shocked price finite.
+  std::vector<std::pair<asset_id, double>> shocks;
+  std::uint32_t max_rounds = 100;  // in [1, max_rounds_limit]
+};
+
+// Decodes one scenario document. `source_name` prefixes every error ("scenario.json",
+// "POST /v1/stress body").
+[[nodiscard]] absl::StatusOr<scenario> parse_scenario(std::string_view json,
+                                                      std::string_view source_name);
+
+// Reads and decodes a scenario file; errors name the path.
+[[nodiscard]] absl::StatusOr<scenario> load_scenario_file(const std::string& path);
+
+}  // namespace cascade::proto

@@ -1,0 +1,148 @@
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "proto/config.hpp"
+#include "proto/default_config.hpp"
+#include "proto/positions_csv.hpp"
+#include "support/fixtures.hpp"
+
+namespace {
+
+using cascade::proto::load_config_file;
+using cascade::proto::load_default_config;
+using cascade::proto::parse_config;
+using cascade::testing::aid;
+using cascade::testing::must;
+using cascade::testing::pid;
+
+std::string source_path(const char* rel) { return std::string(CASCADE_SOURCE_DIR) + "/" + rel; }
+
+std::string read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+constexpr std::string_view minimal = R"(
+[positions]
+generate = 1000
+
+[[assets]]
+symbol = "ETH"
+price = 2000
+
+[[protocols]]
+name = "lend"
+kind = "pooled"
+close_factor = 0.5
+full_liquidation_hf = 0.95
+assets = { ETH = { liquidation_threshold = 0.8, liquidation_bonus = 0.05 } }
+)";
+
+}  // namespace
+
+TEST_CASE("a full config decodes every section", "[proto][config]") {
+  const auto cfg = must(load_config_file(source_path("tests/data/config_good.toml")));
+  CHECK(cfg.server.bind == "0.0.0.0");
+  CHECK(cfg.server.port == 0);
+  CHECK(cfg.book.bands.warn == 1.2);
+  CHECK(cfg.book.bands.danger == 1.05);
+  CHECK(cfg.book.bands.liquidatable == 1.0);
+  CHECK(cfg.book.bands.hysteresis == 0.01);
+  CHECK(cfg.book.scan_fraction == 0.25);
+  CHECK(cfg.book.anchor_updates == 128);
+  CHECK(cfg.book.anchor_range == 2.0);
+  CHECK(cfg.book.max_legs == 16);
+  CHECK(cfg.positions.generate == 0);
+  // Resolved against the config file's directory.
+  CHECK(cfg.positions.file ==
+        (std::filesystem::path(source_path("tests/data")) / "positions_good.csv")
+            .lexically_normal()
+            .string());
+
+  const cascade::market& m = cfg.mkt;
+  REQUIRE(m.asset_count() == 5);
+  CHECK(m.asset(aid(m, "ETH")).price == 3000.0);  // an integer where a float is expected
+  CHECK(m.asset(aid(m, "WBTC")).liquidity->quote == 120000000.0);
+  CHECK_FALSE(m.asset(aid(m, "USDC")).liquidity.has_value());
+  REQUIRE(cfg.betas.size() == 5);
+  CHECK(cfg.betas[aid(m, "ETH").index()] == 1.2);
+  CHECK(cfg.betas[aid(m, "WBTC").index()] == 0.9);
+  CHECK(cfg.betas[aid(m, "stETH").index()] == 1.0);  // default
+  CHECK(cfg.betas[aid(m, "USDC").index()] == 0.0);
+
+  REQUIRE(m.protocol_count() == 4);
+  const cascade::protocol& maker = m.get_protocol(pid(m, "maker"));
+  CHECK(maker.kind == cascade::protocol_kind::cdp);
+  CHECK(maker.close_factor == 1.0);
+  CHECK(maker.threshold(aid(m, "ETH")) == 0.6667);
+  CHECK(maker.params(aid(m, "USDC")) == nullptr);
+  // liquidation_bonus is optional (0).
+  CHECK(m.get_protocol(pid(m, "compound-v3")).params(aid(m, "WBTC"))->liquidation_bonus == 0.0);
+
+  // The positions file it names loads into a book with its options.
+  const auto ps = must(cascade::proto::load_positions_csv(cfg.positions.file, m));
+  cascade::book b(m, cfg.book);
+  must(b.upsert(ps));
+  CHECK(b.size() == ps.size());
+}
+
+TEST_CASE("config/default.toml loads from disk and embedded", "[proto][config]") {
+  const std::string path = source_path("config/default.toml");
+  const auto from_disk = must(load_config_file(path));
+  CHECK(from_disk.mkt.asset_count() > 0);
+  CHECK(from_disk.mkt.protocol_count() > 0);
+  CHECK(from_disk.betas.size() == from_disk.mkt.asset_count());
+  CHECK((from_disk.positions.generate > 0) != !from_disk.positions.file.empty());
+
+  // The embedded copy is the file as of this build.
+  CHECK(cascade::proto::default_config_text() == read(path));
+  const auto embedded = must(load_default_config());
+  CHECK(embedded.mkt.asset_count() == from_disk.mkt.asset_count());
+  CHECK(embedded.mkt.protocol_count() == from_disk.mkt.protocol_count());
+  CHECK(embedded.server.port == from_disk.server.port);
+  CHECK(embedded.positions.generate == from_disk.positions.generate);
+  CHECK(embedded.positions.seed == from_disk.positions.seed);
+  CHECK(embedded.source == "default.toml (embedded)");
+}
+
+TEST_CASE("config defaults apply to optional sections and keys", "[proto][config]") {
+  const auto cfg = must(parse_config(minimal, "minimal.toml", ""));
+  CHECK(cfg.server.bind == "127.0.0.1");
+  CHECK(cfg.server.port == 8080);
+  CHECK(cfg.book.scan_fraction == cascade::book_options{}.scan_fraction);
+  CHECK(cfg.book.bands.warn == cascade::band_config{}.warn);
+  CHECK(cfg.positions.generate == 1000);
+  CHECK(cfg.positions.seed == 42);
+  CHECK(cfg.positions.file.empty());
+  CHECK(cfg.betas == std::vector<double>{1.0});
+  CHECK(cfg.source == "minimal.toml");
+}
+
+TEST_CASE("positions.file resolves against base_dir unless absolute", "[proto][config]") {
+  std::string text(minimal);
+  text.replace(text.find("generate = 1000"), 15, R"(file = "books/p.csv")");
+  CHECK(must(parse_config(text, "c.toml", "/etc/cascade")).positions.file ==
+        "/etc/cascade/books/p.csv");
+  CHECK(must(parse_config(text, "c.toml", "")).positions.file == "books/p.csv");
+  text.replace(text.find("books/p.csv"), 11, "/data/p.csv");
+  CHECK(must(parse_config(text, "c.toml", "/etc/cascade")).positions.file == "/data/p.csv");
+}
+
+TEST_CASE("config errors name the file, line, key and reason", "[proto][config]") {
+  std::string text(minimal);
+  text.replace(text.find("price = 2000"), 12, "price = 2000\nbeta = nan");
+  const auto bad = parse_config(text, "c.toml", "");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(std::string(bad.status().message()) == "c.toml:8: assets[0].beta: beta must be a finite number");
+
+  const auto missing = load_config_file(source_path("tests/data/no_such.toml"));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == absl::StatusCode::kNotFound);
+  CHECK_THAT(std::string(missing.status().message()), Catch::Contains("no_such.toml"));
+}

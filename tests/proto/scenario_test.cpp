@@ -1,0 +1,213 @@
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "proto/scenario.hpp"
+#include "support/fixtures.hpp"
+
+namespace {
+
+using cascade::asset_id;
+using cascade::protocol_kind;
+using cascade::proto::load_scenario_file;
+using cascade::proto::parse_scenario;
+using cascade::testing::aid;
+using cascade::testing::must;
+using cascade::testing::pid;
+
+std::string example(const char* name) {
+  return std::string(CASCADE_SOURCE_DIR) + "/proto/examples/" + name;
+}
+
+// The DESIGN.md example with `extra` spliced in as the first top-level member.
+std::string design_with(std::string_view extra) {
+  std::string doc = R"({
+  "assets": [
+    {"symbol": "ETH", "price": 3000.0, "pool": {"base": 50000.0, "quote": 150000000.0}},
+    {"symbol": "USDC", "price": 1.0}
+  ],
+  "protocols": [
+    {"name": "aave-v3", "kind": "pooled", "close_factor": 0.5, "full_liquidation_hf": 0.95,
+     "assets": {"ETH":  {"liquidation_threshold": 0.83, "liquidation_bonus": 0.05}}}
+  ]
+})";
+  if (!extra.empty()) doc.insert(2, std::string(extra) + ",\n");
+  return doc;
+}
+
+}  // namespace
+
+TEST_CASE("the DESIGN.md example scenario decodes to its values", "[proto][scenario]") {
+  const auto sc = must(load_scenario_file(example("scenario_design.json")));
+  const cascade::market& m = sc.mkt;
+  REQUIRE(m.asset_count() == 2);
+  CHECK(m.asset(aid(m, "ETH")).price == 3000.0);
+  REQUIRE(m.asset(aid(m, "ETH")).liquidity.has_value());
+  CHECK(m.asset(aid(m, "ETH")).liquidity->base == 50000.0);
+  CHECK(m.asset(aid(m, "ETH")).liquidity->quote == 150000000.0);
+  CHECK(m.asset(aid(m, "USDC")).price == 1.0);
+  CHECK_FALSE(m.asset(aid(m, "USDC")).liquidity.has_value());
+
+  REQUIRE(m.protocol_count() == 1);
+  const cascade::protocol& p = m.get_protocol(pid(m, "aave-v3"));
+  CHECK(p.kind == protocol_kind::pooled);
+  CHECK(p.close_factor == 0.5);
+  CHECK(p.full_liquidation_hf == 0.95);
+  CHECK(p.threshold(aid(m, "ETH")) == 0.83);
+  CHECK(p.params(aid(m, "ETH"))->liquidation_bonus == 0.05);
+  CHECK(p.threshold(aid(m, "USDC")) == 0.78);
+  CHECK(p.params(aid(m, "USDC"))->liquidation_bonus == 0.045);
+
+  CHECK(sc.has_positions);
+  REQUIRE(sc.positions.size() == 1);
+  const cascade::position_input& pos = sc.positions[0];
+  CHECK(pos.id == "p1");
+  CHECK(pos.protocol == pid(m, "aave-v3"));
+  CHECK(pos.owner == "0xabc");
+  REQUIRE(pos.legs.size() == 2);
+  CHECK(pos.legs[0].asset == aid(m, "ETH"));
+  CHECK(pos.legs[0].collateral == 10.0);
+  CHECK(pos.legs[0].debt == 0.0);
+  CHECK(pos.legs[1].asset == aid(m, "USDC"));
+  CHECK(pos.legs[1].collateral == 0.0);
+  CHECK(pos.legs[1].debt == 20000.0);
+
+  REQUIRE(sc.shocks.size() == 1);
+  CHECK(sc.shocks[0].first == aid(m, "ETH"));
+  CHECK(sc.shocks[0].second == -0.2);
+  CHECK(sc.max_rounds == 100);
+
+  // The decoded positions are what a book accepts.
+  cascade::book b(m);
+  must(b.upsert(sc.positions));
+  CHECK(b.size() == 1);
+}
+
+TEST_CASE("the multi-protocol example keeps document order of positions and shocks",
+          "[proto][scenario]") {
+  const auto sc = must(load_scenario_file(example("scenario_multi_protocol.json")));
+  const cascade::market& m = sc.mkt;
+  CHECK(m.asset_count() == 5);
+  REQUIRE(m.protocol_count() == 4);
+  CHECK(m.get_protocol(pid(m, "maker")).kind == protocol_kind::cdp);
+  CHECK(m.get_protocol(pid(m, "perp-dex")).kind == protocol_kind::margin);
+  REQUIRE(sc.positions.size() == 6);
+  const char* ids[] = {"aave-1", "aave-2", "comp-1", "maker-1", "maker-2", "perp-1"};
+  for (std::size_t i = 0; i < 6; ++i) CHECK(sc.positions[i].id == ids[i]);
+  // Omitted amounts and owner default to zero and empty.
+  CHECK(sc.positions[1].owner.empty());
+  CHECK(sc.positions[1].legs[0].debt == 0.0);
+  CHECK(sc.positions[1].legs[2].collateral == 0.0);
+  CHECK(sc.positions[1].legs[2].debt == 150000.0);
+  // A debt-only leg on an asset its protocol does not configure (ETH on perp-dex).
+  CHECK(m.get_protocol(pid(m, "perp-dex")).params(aid(m, "ETH")) == nullptr);
+  CHECK(sc.positions[5].legs[1].debt == 6.0);
+  REQUIRE(sc.shocks.size() == 3);
+  CHECK(sc.shocks[0] == std::pair{aid(m, "ETH"), -0.25});
+  CHECK(sc.shocks[1] == std::pair{aid(m, "stETH"), -0.3});
+  CHECK(sc.shocks[2] == std::pair{aid(m, "WBTC"), -0.1});
+  CHECK(sc.max_rounds == 50);
+  cascade::book b(m);
+  must(b.upsert(sc.positions));
+  CHECK(b.size() == 6);
+}
+
+TEST_CASE("a scenario without positions says so and keeps the default round limit",
+          "[proto][scenario]") {
+  const auto sc = must(load_scenario_file(example("scenario_live_book.json")));
+  CHECK_FALSE(sc.has_positions);
+  CHECK(sc.positions.empty());
+  CHECK(sc.max_rounds == 100);
+  CHECK(sc.shocks.size() == 2);
+
+  const auto empty = must(parse_scenario(design_with(R"("positions": [])"), "body"));
+  CHECK(empty.has_positions);
+  CHECK(empty.positions.empty());
+}
+
+TEST_CASE("scenario keys may come in any order and unknown keys are skipped",
+          "[proto][scenario]") {
+  // Positions and shocks before the market they refer to; unknown keys at every level.
+  const std::string doc = R"({
+    "comment": {"nested": [1, 2.5e3, "x", true, false, null, {"a": []}]},
+    "positions": [{"id": "q", "protocol": "lend", "tag": 7,
+                   "legs": [{"asset": "\u0045TH", "collateral": 2, "debt": 0, "note": "x"},
+                            {"asset": "USD", "debt": 1000}]}],
+    "shocks": {"ETH": 0.5},
+    "max_rounds": 3,
+    "protocols": [{"name": "lend", "kind": "cdp", "close_factor": 1, "full_liquidation_hf": 0,
+                   "assets": {"ETH": {"liquidation_threshold": 1, "extra": "ok"}},
+                   "future_field": [1]}],
+    "assets": [{"symbol": "USD", "price": 1}, {"symbol": "ETH", "price": 2000, "decimals": 18}]
+  })";
+  const auto sc = must(parse_scenario(doc, "inline"));
+  const cascade::market& m = sc.mkt;
+  CHECK(m.asset(asset_id(0)).symbol == "USD");
+  CHECK(m.get_protocol(pid(m, "lend")).params(aid(m, "ETH"))->liquidation_bonus == 0.0);
+  CHECK(m.get_protocol(pid(m, "lend")).full_liquidation_hf == 0.0);
+  REQUIRE(sc.positions.size() == 1);
+  CHECK(sc.positions[0].legs[0].asset == aid(m, "ETH"));
+  CHECK(sc.positions[0].legs[0].collateral == 2.0);
+  CHECK(sc.max_rounds == 3);
+  CHECK(sc.shocks[0].second == 0.5);
+}
+
+TEST_CASE("scenario errors name the source, line, path and reason", "[proto][scenario]") {
+  const auto bad = parse_scenario(design_with(R"("shocks": {"ETH": -1})"), "POST /v1/stress");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(bad.status().message()) ==
+        "POST /v1/stress:2: shocks.ETH: shock -1 must be > -1 (a price cannot fall by 100% or more)");
+
+  // A shock that sends the price past the largest double.
+  const auto huge = parse_scenario(design_with(R"("shocks": {"ETH": 1e306})"), "s");
+  REQUIRE_FALSE(huge.ok());
+  CHECK_THAT(std::string(huge.status().message()),
+             Catch::Contains("shocks.ETH") && Catch::Contains("finite positive prices"));
+
+  const auto twice = parse_scenario(design_with(R"("shocks": {"ETH": -0.1, "ETH": -0.2})"), "s");
+  REQUIRE_FALSE(twice.ok());
+  CHECK_THAT(std::string(twice.status().message()), Catch::Contains("shocked twice"));
+
+  const auto rounds = parse_scenario(design_with(R"("max_rounds": 1000001)"), "s");
+  REQUIRE_FALSE(rounds.ok());
+  CHECK_THAT(std::string(rounds.status().message()), Catch::Contains("max_rounds"));
+
+  const auto negative_rounds = parse_scenario(design_with(R"("max_rounds": -5)"), "s");
+  REQUIRE_FALSE(negative_rounds.ok());
+  CHECK_THAT(std::string(negative_rounds.status().message()), Catch::Contains("max_rounds"));
+
+  const auto missing = load_scenario_file(example("no_such_scenario.json"));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == absl::StatusCode::kNotFound);
+  CHECK_THAT(std::string(missing.status().message()), Catch::Contains("no_such_scenario.json"));
+
+  const auto dir = load_scenario_file(example(""));
+  REQUIRE_FALSE(dir.ok());
+  CHECK_THAT(std::string(dir.status().message()), Catch::Contains("cannot read"));
+
+  const auto not_utf8 = parse_scenario(design_with("\"note\": \"\xff\xfe\""), "s");
+  REQUIRE_FALSE(not_utf8.ok());
+  CHECK_THAT(std::string(not_utf8.status().message()), Catch::Contains("UTF-8"));
+}
+
+TEST_CASE("scenario input edge cases: byte-order mark, deep nesting, bad literals",
+          "[proto][scenario]") {
+  CHECK(parse_scenario("\xEF\xBB\xBF" + design_with(""), "bom").ok());
+  CHECK(parse_scenario("\n  " + design_with("") + "\n\n  ", "whitespace").ok());
+
+  // Values under unknown keys are walked (and bounded) rather than skipped unchecked.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const auto nested = parse_scenario(design_with(R"("x": )" + deep), "deep");
+  REQUIRE_FALSE(nested.ok());
+  CHECK_THAT(std::string(nested.status().message()), Catch::Contains("levels deep"));
+
+  const auto literal = parse_scenario(design_with(R"("x": [tru])"), "lit");
+  REQUIRE_FALSE(literal.ok());
+  CHECK(std::string(literal.status().message()) ==
+        "lit:2: x[0]: malformed JSON: invalid literal 'tru' (expected true, false or null)");
+
+  const auto key = parse_scenario(R"({assets: [], "protocols": []})", "key");
+  REQUIRE_FALSE(key.ok());
+  CHECK_THAT(std::string(key.status().message()), Catch::StartsWith("key:1: malformed JSON"));
+}
