@@ -76,6 +76,11 @@ struct protocol {
     const collateral_params* p = params(a);
     return p != nullptr ? p->liquidation_threshold : 0.0;
   }
+  // The asset's liquidation bonus, or 0 where it is not accepted as collateral.
+  [[nodiscard]] double bonus(asset_id a) const {
+    const collateral_params* p = params(a);
+    return p != nullptr ? p->liquidation_bonus : 0.0;
+  }
 };
 
 // Relative tolerance within which a pool's quote/base must equal the asset's price.
