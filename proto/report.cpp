@@ -1,0 +1,103 @@
+#include "proto/report.hpp"
+
+#include <cmath>
+
+#include "proto/json_writer.hpp"
+
+namespace cascade::proto {
+
+namespace {
+
+void price_map(json_writer& w, const market& m, const std::vector<double>& prices) {
+  w.begin_object();
+  for (std::size_t a = 0; a < prices.size(); ++a) w.field(m.assets()[a].symbol, prices[a]);
+  w.end_object();
+}
+
+}  // namespace
+
+std::string encode_report(const cascade_report& r, const market& m) {
+  json_writer w;
+  w.begin_object();
+  w.field("rounds", static_cast<std::uint64_t>(r.rounds.size()));
+  w.key("round_detail").begin_array();
+  for (const round_report& rr : r.rounds) {
+    w.begin_object();
+    w.field("liquidated", rr.liquidated);
+    w.field("repaid_usd", rr.repaid_usd);
+    w.field("seized_usd", rr.seized_usd);
+    w.key("sold").begin_object();
+    for (const auto& [a, q] : rr.sold) w.field(m.asset(a).symbol, q);
+    w.end_object();
+    w.key("prices");
+    price_map(w, m, rr.prices);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("final_prices");
+  price_map(w, m, r.final_prices);
+  w.field("total_repaid_usd", r.total_repaid_usd);
+  w.field("total_seized_usd", r.total_seized_usd);
+  w.key("bad_debt_usd").begin_object();
+  for (std::size_t p = 0; p < r.protocols.size(); ++p) {
+    w.field(m.protocols()[p].name, r.protocols[p].bad_debt_usd);
+  }
+  w.end_object();
+  w.field("positions_liquidated", r.positions_liquidated);
+  w.field("positions_insolvent", r.positions_insolvent);
+  w.key("amplification").begin_object();
+  for (std::size_t i = 0; i < r.shocks.size(); ++i) {
+    w.key(m.asset(r.shocks[i].asset).symbol);
+    if (r.amplification[i]) {
+      w.value(*r.amplification[i]);
+    } else {
+      w.null();
+    }
+  }
+  w.end_object();
+  w.field("total_bad_debt_usd", r.bad_debt_usd());
+  w.key("input_prices");
+  price_map(w, m, r.input_prices);
+  w.key("shocked_prices");
+  price_map(w, m, r.shocked_prices);
+  w.key("protocols").begin_object();
+  for (std::size_t p = 0; p < r.protocols.size(); ++p) {
+    const protocol_report& pr = r.protocols[p];
+    w.key(m.protocols()[p].name).begin_object();
+    w.field("liquidated", pr.liquidated);
+    w.field("repaid_usd", pr.repaid_usd);
+    w.field("seized_usd", pr.seized_usd);
+    w.field("bad_debt_usd", pr.bad_debt_usd);
+    w.field("insolvent", pr.insolvent);
+    w.field("first_round", pr.first_round);
+    w.field("contagion_only", pr.contagion_only);
+    w.end_object();
+  }
+  w.end_object();
+  w.end_object();
+  return w.take();
+}
+
+std::string encode_health(const book& b) {
+  const market& m = b.get_market();
+  json_writer w;
+  w.begin_object().key("positions").begin_array();
+  for (row_t r = 0; r < b.rows(); ++r) {
+    if (!b.live(r)) continue;
+    w.begin_object();
+    w.field("id", b.id_at(r));
+    w.field("protocol", m.get_protocol(b.protocol_at(r)).name);
+    const double hf = b.health_at(r);
+    w.key("hf");
+    if (std::isinf(hf)) {
+      w.null();
+    } else {
+      w.value(hf);
+    }
+    w.end_object();
+  }
+  w.end_array().end_object();
+  return w.take();
+}
+
+}  // namespace cascade::proto

@@ -1,0 +1,27 @@
+// Encoders of engine results into the JSON documents of DESIGN.md: the stress report
+// and the health listing. Pure functions over engine values; they allocate the output
+// string and never throw except std::bad_alloc. Callable from any thread on values
+// it owns.
+#pragma once
+
+#include <string>
+
+#include "engine/book.hpp"
+#include "engine/cascade.hpp"
+#include "engine/market.hpp"
+
+namespace cascade::proto {
+
+// The report document: rounds, round_detail[{liquidated, repaid_usd, seized_usd, sold,
+// prices}], final_prices, total_repaid_usd, total_seized_usd, bad_debt_usd (every
+// protocol), positions_liquidated, amplification (per shocked asset; null for a zero
+// shock), and beside them input_prices, shocked_prices, total_bad_debt_usd and
+// protocols{name: {liquidated, repaid_usd, seized_usd, bad_debt_usd, first_round,
+// contagion_only}}.
+[[nodiscard]] std::string encode_report(const cascade_report& r, const market& m);
+
+// {"positions":[{"id":..., "protocol":..., "hf":...}]} for every live position in book
+// order; hf is null for a position without debt.
+[[nodiscard]] std::string encode_health(const book& b);
+
+}  // namespace cascade::proto
