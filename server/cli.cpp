@@ -3,6 +3,8 @@
 #include <ostream>
 #include <string>
 
+#include "server/commands.hpp"
+
 namespace cascade::server {
 
 namespace {
@@ -10,17 +12,55 @@ namespace {
 constexpr std::string_view usage = R"(usage: cascade <command> [options]
 
 commands:
-  help                      this text
+  demo [--config FILE] [--shock ASSET=FRACTION ...] [--json]
+      build the book of the default (or given) market and print its health by
+      protocol and band, the most at-risk positions, a stress test and the
+      distance to cascade of every pooled asset
+  stress SCENARIO.json | --config FILE  [--positions FILE.csv]
+         [--shock ASSET=FRACTION ...] [--market-shock X [--beta ASSET=B ...]]
+         [--max-rounds N]
+      run cascade model v1 and print the report document (JSON)
+  curves SCENARIO.json | --config FILE  --asset A [--positions FILE.csv]
+         [--amplification X]
+      liquidation curve (0-90% drop), cascade curve (0-50% shock) and the
+      critical shock of asset A (JSON)
+  health SCENARIO.json | --config FILE  [--positions FILE.csv]
+      every position's health factor at the document's prices (JSON)
+  gen --positions N [--seed S] [--config FILE] [--out FILE]
+      write a synthetic book of N positions for the market (CSV:
+      id,protocol,asset,collateral,debt,owner; one row per leg)
+  help
+      this text
+
+Without a SCENARIO or --config, commands use the embedded default market
+(config/default.toml). Exit codes: 0 success, 2 bad input, 1 internal error.
 )";
+
+struct command {
+  std::string_view name;
+  int (*run)(command_args, std::ostream&, std::ostream&);
+};
+
+constexpr command commands[] = {
+    {"demo", cmd_demo},     {"stress", cmd_stress}, {"curves", cmd_curves},
+    {"health", cmd_health}, {"gen", cmd_gen},
+};
 
 }  // namespace
 
 int run_cli(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
-  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-    out << usage;
-    return args.empty() ? exit_bad_input : exit_ok;
+  if (args.empty()) {
+    err << usage;
+    return exit_bad_input;
   }
-  err << "cascade: unknown command '" << args[0] << "'\n" << usage;
+  if (args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    out << usage;
+    return exit_ok;
+  }
+  for (const command& c : commands) {
+    if (c.name == args[0]) return c.run(args.subspan(1), out, err);
+  }
+  err << "cascade: unknown command '" << args[0] << "'\n\n" << usage;
   return exit_bad_input;
 }
 
