@@ -24,6 +24,11 @@ commands:
          [--amplification X]
       liquidation curve (0-90% drop), cascade curve (0-50% shock) and the
       critical shock of asset A (JSON)
+  risk SCENARIO.json | --config FILE  --prices ASSET=FILE.csv ...
+       [--horizon-hours 24] [--half-life-hours 24] [--until UNIX_SECONDS]
+      EWMA volatility per asset from a recorded series (the CSV formats of
+      ../shared/data), its critical shock, and the probability of falling
+      that far within the horizon (JSON)
   health SCENARIO.json | --config FILE  [--positions FILE.csv]
       every position's health factor at the document's prices (JSON)
   gen --positions N [--seed S] [--config FILE] [--out FILE]
@@ -43,7 +48,7 @@ struct command {
 
 constexpr command commands[] = {
     {"demo", cmd_demo},     {"stress", cmd_stress}, {"curves", cmd_curves},
-    {"health", cmd_health}, {"gen", cmd_gen},
+    {"health", cmd_health}, {"gen", cmd_gen},       {"risk", cmd_risk},
 };
 
 }  // namespace

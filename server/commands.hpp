@@ -15,5 +15,6 @@ int cmd_health(command_args args, std::ostream& out, std::ostream& err);
 int cmd_stress(command_args args, std::ostream& out, std::ostream& err);
 int cmd_curves(command_args args, std::ostream& out, std::ostream& err);
 int cmd_demo(command_args args, std::ostream& out, std::ostream& err);
+int cmd_risk(command_args args, std::ostream& out, std::ostream& err);
 
 }  // namespace cascade::server

@@ -181,3 +181,34 @@ TEST_CASE("cli: demo runs the default market end to end", "[cli][slow]") {
   CHECK_THAT(r.out, Catch::Contains("Distance to cascade"));
   CHECK_THAT(r.out, Catch::Contains("200000 positions generated (seed 42)"));
 }
+
+TEST_CASE("cli: risk turns a price series into volatility and the odds of the critical shock", "[cli]") {
+  const std::string data = CASCADE_SHARED_DATA_DIR;
+  const std::string weth = data + "/prices_hourly_2021_2023/WETH_usd.csv";
+  if (read_file(weth).empty()) {
+    WARN("../shared/data is missing: skipped");
+    return;
+  }
+  const auto g = run_process({bin, "gen", "--positions", "5000", "--seed", "4"});
+  const std::string csv = write_temp_file("risk.csv", g.out);
+  // Calm (Feb 2023, the end of the series) against the crash of 18 June 2022.
+  const auto calm = run_process({bin, "risk", "--positions", csv, "--prices", "ETH=" + weth});
+  const auto crash = run_process({bin, "risk", "--positions", csv, "--prices", "ETH=" + weth, "--until", "1655510400"});
+  REQUIRE(calm.exit_code == 0);
+  REQUIRE(crash.exit_code == 0);
+  simdjson::dom::parser p1, p2;
+  const auto c = parse(p1, calm.out)["assets"].at(0);
+  const auto k = parse(p2, crash.out)["assets"].at(0);
+  CHECK(double(c["volatility_annual"]) > 0.2);
+  CHECK(double(k["volatility_annual"]) > 2 * double(c["volatility_annual"]));
+  CHECK(uint64_t(k["used"]) < uint64_t(c["used"]));
+  if (!c["critical_shock"].is_null()) {
+    CHECK(double(k["probability_touch"]) > double(c["probability_touch"]));
+  }
+  const auto bad = run_process({bin, "risk", "--positions", csv});
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--prices ASSET=FILE.csv is required"));
+  const auto unknown = run_process({bin, "risk", "--positions", csv, "--prices", "DOGE=" + weth});
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.err, Catch::Contains("expected ASSET=FILE with a known asset"));
+}
