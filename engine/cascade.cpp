@@ -203,8 +203,42 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b,
   cascade_report rep;
   rep.shocks.assign(shocks.begin(), shocks.end());
   rep.input_prices = start;
+  // Derived assets price as ratio x base price; the ratio starts where the starting
+  // prices put it, and a shock on the derived asset itself moves the ratio (a depeg).
+  struct ratio_state {
+    asset_id base;
+    double ratio = 0.0;
+    std::optional<pool> rpool;
+    bool sell_through = true;
+  };
+  std::vector<std::optional<ratio_state>> ratios(n_assets);
+  rep.input_ratios.assign(n_assets, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t a = 0; a < n_assets; ++a) {
+    const auto base = m.base_of(asset_id::from_index(a));
+    if (!base) continue;
+    const derivation& d = *m.assets()[a].derived;
+    ratio_state rs{*base, start[a] / start[base->index()], d.ratio_pool, d.sell_through};
+    rep.input_ratios[a] = rs.ratio;
+    if (rs.rpool) {
+      const double target = rs.ratio * (1.0 + shock_of[a]);
+      const double configured = rs.rpool->quote / rs.rpool->base;
+      if (shocked[a] || target != configured) {
+        const double k = rs.rpool->base * rs.rpool->quote;
+        rs.rpool = pool{std::sqrt(k / target), std::sqrt(k * target)};
+      }
+    }
+    rs.ratio *= 1.0 + shock_of[a];
+    ratios[a] = rs;
+  }
   std::vector<double> p = start;
-  for (const shock& s : shocks) p[s.asset.index()] = start[s.asset.index()] * (1.0 + s.fraction);
+  for (const shock& s : shocks) {
+    if (!ratios[s.asset.index()]) p[s.asset.index()] = start[s.asset.index()] * (1.0 + s.fraction);
+  }
+  for (std::size_t a = 0; a < n_assets; ++a) {
+    if (!ratios[a]) continue;
+    const std::size_t base = ratios[a]->base.index();
+    if (shocked[a] || shocked[base]) p[a] = ratios[a]->ratio * p[base];
+  }
   rep.shocked_prices = p;
   const std::vector<double> p1 = p;
 
@@ -292,6 +326,9 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b,
   };
   std::vector<liquidation> doomed;
   std::vector<double> sold(n_assets, 0.0);
+  std::vector<double> routed(n_assets, 0.0);
+  std::vector<bool> ratio_moved(n_assets, false);
+  std::vector<bool> price_moved(n_assets, false);
   std::vector<row_t> liquidated_last;
 
   for (std::uint32_t round = 1; round <= options.max_rounds; ++round) {
@@ -411,17 +448,47 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b,
     }
     rr.liquidated = doomed.size();
 
-    // c, d. Sell into the pools; oracle prices follow the market.
+    // c, d. Sell into the pools; oracle prices follow the market. Derived assets sell
+    // into their ratio pools first and pass base units on to their bases.
+    if (m.has_derived()) {
+      std::fill(routed.begin(), routed.end(), 0.0);
+      std::fill(ratio_moved.begin(), ratio_moved.end(), false);
+      for (std::size_t a = 0; a < n_assets; ++a) {
+        if (!ratios[a] || !(sold[a] > 0.0)) continue;
+        ratio_state& rs = *ratios[a];
+        if (rs.rpool) {
+          pool& rp = *rs.rpool;
+          const double q = sold[a];
+          const double out = rp.quote * q / (rp.base + q);
+          rp.base += q;
+          rp.quote -= out;
+          rs.ratio = rp.quote / rp.base;
+          ratio_moved[a] = true;
+          if (rs.sell_through) routed[rs.base.index()] += out;
+        } else {
+          routed[rs.base.index()] += sold[a] * rs.ratio;
+        }
+      }
+    }
+    std::vector<bool>& moved_now = price_moved;
+    std::fill(moved_now.begin(), moved_now.end(), false);
     for (std::size_t a = 0; a < n_assets; ++a) {
-      if (!(sold[a] > 0.0)) continue;
-      rr.sold.emplace_back(asset_id::from_index(a), sold[a]);
-      if (!pools[a]) continue;
+      if (sold[a] > 0.0) rr.sold.emplace_back(asset_id::from_index(a), sold[a]);
+      if (ratios[a]) continue;
+      const double q = sold[a] + (m.has_derived() ? routed[a] : 0.0);
+      if (m.has_derived() && routed[a] > 0.0) rr.routed.emplace_back(asset_id::from_index(a), routed[a]);
+      if (!(q > 0.0) || !pools[a]) continue;
       pool& pl = *pools[a];
-      const double q = sold[a];
       const double out = pl.quote * q / (pl.base + q);
       pl.base += q;
       pl.quote -= out;
       p[a] = pl.quote / pl.base;
+      moved_now[a] = true;
+    }
+    for (std::size_t a = 0; a < n_assets; ++a) {
+      if (!ratios[a]) continue;
+      const std::size_t base = ratios[a]->base.index();
+      if (ratio_moved[a] || moved_now[base]) p[a] = ratios[a]->ratio * p[base];
     }
     rr.prices = p;
     rep.total_repaid_usd += rr.repaid_usd;
@@ -431,6 +498,10 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b,
 
   rep.final_prices = p;
   rep.final_pools = std::move(pools);
+  rep.final_ratios.assign(n_assets, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t a = 0; a < n_assets; ++a) {
+    if (ratios[a]) rep.final_ratios[a] = ratios[a]->ratio;
+  }
   for (const shock& s : shocks) {
     const std::size_t a = s.asset.index();
     if (s.fraction == 0.0) {

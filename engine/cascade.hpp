@@ -53,6 +53,8 @@ struct round_report {
   double repaid_usd = 0.0;
   double seized_usd = 0.0;
   std::vector<std::pair<asset_id, double>> sold;  // assets with sold > 0, by id
+  // Base units that sales of derived assets passed on into their bases' pools.
+  std::vector<std::pair<asset_id, double>> routed;
   std::vector<double> prices;                      // every asset, after the sales
 };
 
@@ -81,6 +83,9 @@ struct cascade_report {
   std::uint64_t positions_insolvent = 0;   // left bad debt
   std::vector<protocol_report> protocols;  // indexed by protocol id
   std::vector<std::optional<pool>> final_pools;
+  // Derived assets: ratio to the base before the shock and at the end (NaN elsewhere).
+  std::vector<double> input_ratios;
+  std::vector<double> final_ratios;
   // Work done, for metrics and benchmarks.
   std::uint64_t evaluations = 0;  // exact evaluations from legs
   std::uint64_t estimates = 0;    // exposure entries visited

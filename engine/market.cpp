@@ -49,9 +49,38 @@ absl::StatusOr<asset_id> market::add_asset(asset_spec spec) {
           " differs from the asset's price ", spec.price, " by more than 1e-9 relative"));
     }
   }
+  std::optional<asset_id> base;
+  if (spec.derived) {
+    const derivation& d = *spec.derived;
+    const auto fail = [&](auto&&... parts) {
+      return absl::InvalidArgumentError(absl::StrCat("asset '", spec.symbol, "': derived: ", parts...));
+    };
+    base = find_asset(d.base);
+    if (!base) return fail("unknown base asset '", d.base, "' (list it before its derivatives)");
+    if (base_of_[base->index()]) {
+      return fail("base '", d.base, "' is itself derived; derive from its base instead");
+    }
+    if (spec.liquidity) {
+      return fail("a derived asset trades through its base: give it a ratio_pool, not a pool");
+    }
+    if (d.ratio_pool) {
+      const pool& rp = *d.ratio_pool;
+      if (!is_positive_finite(rp.base) || !is_positive_finite(rp.quote)) {
+        return fail("ratio_pool base ", rp.base, " and quote ", rp.quote,
+                    " must be finite numbers > 0");
+      }
+      const double ratio = spec.price / assets_[base->index()].price;
+      if (std::abs((rp.quote / rp.base) / ratio - 1.0) > pool_price_tolerance) {
+        return fail("ratio_pool quote/base = ", rp.quote / rp.base, " differs from price / ",
+                    d.base, " price = ", ratio, " by more than 1e-9 relative");
+      }
+    }
+  }
   const auto id = asset_id::from_index(assets_.size());
   asset_by_symbol_.emplace(spec.symbol, id);
   assets_.push_back(std::move(spec));
+  base_of_.push_back(base);
+  has_derived_ = has_derived_ || base.has_value();
   for (auto& p : protocols_) p.collateral.resize(assets_.size());
   return id;
 }

@@ -37,10 +37,24 @@ struct pool {
   double quote = 0.0;
 };
 
+// A derived asset trades as a multiple of another (its base): stETH or wstETH of ETH,
+// wrapped BTC of BTC, a stablecoin of the collateral behind it. Its price is
+// ratio x base price, so everything that moves the base moves it too. The ratio is the
+// quote/base of its own pool (base = units of this asset, quote = units of the base
+// asset), or a fixed peg without one. In the cascade, seized units are sold into the
+// ratio pool (the ratio falls: a depeg) and, with sell_through, the base units it pays
+// out are sold on into the base's pool; a pegged asset is sold as its base.
+struct derivation {
+  std::string base;                 // symbol of the base asset, added before this one
+  std::optional<pool> ratio_pool;   // none: a fixed peg at price / base price
+  bool sell_through = true;
+};
+
 struct asset_spec {
   std::string symbol;
   double price = 0.0;              // reference (oracle) price in USD
   std::optional<pool> liquidity;   // no pool: sales move no price
+  std::optional<derivation> derived;
 };
 
 struct collateral_params {
@@ -102,6 +116,9 @@ class market {
   [[nodiscard]] std::optional<protocol_id> find_protocol(std::string_view name) const;
 
   [[nodiscard]] const asset_spec& asset(asset_id a) const { return assets_[a.index()]; }
+  // The base of a derived asset; nullopt for a plain one.
+  [[nodiscard]] std::optional<asset_id> base_of(asset_id a) const { return base_of_[a.index()]; }
+  [[nodiscard]] bool has_derived() const { return has_derived_; }
   [[nodiscard]] const protocol& get_protocol(protocol_id p) const { return protocols_[p.index()]; }
   [[nodiscard]] std::size_t asset_count() const { return assets_.size(); }
   [[nodiscard]] std::size_t protocol_count() const { return protocols_.size(); }
@@ -113,6 +130,8 @@ class market {
 
  private:
   std::vector<asset_spec> assets_;
+  std::vector<std::optional<asset_id>> base_of_;
+  bool has_derived_ = false;
   std::vector<protocol> protocols_;
   absl::flat_hash_map<std::string, asset_id> asset_by_symbol_;
   absl::flat_hash_map<std::string, protocol_id> protocol_by_name_;

@@ -29,6 +29,11 @@ std::string encode_report(const cascade_report& r, const market& m) {
     w.key("sold").begin_object();
     for (const auto& [a, q] : rr.sold) w.field(m.asset(a).symbol, q);
     w.end_object();
+    if (!rr.routed.empty()) {
+      w.key("routed").begin_object();
+      for (const auto& [a, q] : rr.routed) w.field(m.asset(a).symbol, q);
+      w.end_object();
+    }
     w.key("prices");
     price_map(w, m, rr.prices);
     w.end_object();
@@ -60,6 +65,20 @@ std::string encode_report(const cascade_report& r, const market& m) {
   price_map(w, m, r.input_prices);
   w.key("shocked_prices");
   price_map(w, m, r.shocked_prices);
+  if (m.has_derived()) {
+    // Ratio of each derived asset to its base, before the shock and at the end.
+    const auto ratio_map = [&](const std::vector<double>& ratios) {
+      w.begin_object();
+      for (std::size_t a = 0; a < ratios.size(); ++a) {
+        if (m.base_of(asset_id::from_index(a))) w.field(m.assets()[a].symbol, ratios[a]);
+      }
+      w.end_object();
+    };
+    w.key("input_ratios");
+    ratio_map(r.input_ratios);
+    w.key("final_ratios");
+    ratio_map(r.final_ratios);
+  }
   w.key("protocols").begin_object();
   for (std::size_t p = 0; p < r.protocols.size(); ++p) {
     const protocol_report& pr = r.protocols[p];

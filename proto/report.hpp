@@ -15,9 +15,11 @@ namespace cascade::proto {
 // The report document: rounds, round_detail[{liquidated, repaid_usd, seized_usd, sold,
 // prices}], final_prices, total_repaid_usd, total_seized_usd, bad_debt_usd (every
 // protocol), positions_liquidated, amplification (per shocked asset; null for a zero
-// shock), and beside them input_prices, shocked_prices, total_bad_debt_usd and
-// protocols{name: {liquidated, repaid_usd, seized_usd, bad_debt_usd, first_round,
-// contagion_only}}.
+// shock), and beside them positions_insolvent, input_prices, shocked_prices,
+// total_bad_debt_usd and protocols{name: {liquidated, repaid_usd, seized_usd,
+// bad_debt_usd, insolvent, first_round, contagion_only}}. Markets with derived assets
+// add per-round `routed` (base units sold on into the base's pool) and input_ratios /
+// final_ratios (each derived asset's ratio to its base).
 [[nodiscard]] std::string encode_report(const cascade_report& r, const market& m);
 
 // {"positions":[{"id":..., "protocol":..., "hf":...}]} for every live position in book
