@@ -3,6 +3,7 @@
 #include "engine/kernels.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -292,30 +293,62 @@ void book::walk_delta(asset_id a, double old_price, double new_price,
   const std::size_t n = seg_size_[a.index()];
   health_cell* cells = cells_.data();
   std::uint8_t* bands = bands_.data();
-  for (std::size_t i = 0; i < n; ++i) {
-    const row_t r = seg[i].row;
-    double dnum = seg[i].weighted_collateral * dp;
-    double dden = seg[i].debt * dp;
-    // Two legs of one position in the same asset are adjacent (rows are sorted):
-    // apply both before judging the band.
-    while (i + 1 < n && seg[i + 1].row == r) {
-      ++i;
-      dnum += seg[i].weighted_collateral * dp;
-      dden += seg[i].debt * dp;
+  const kernels::band_filter filter(options_.bands);
+  // The holders' cells are a sorted gather over the rows, mostly cache misses. Keep
+  // many in flight: prefetch a fixed distance ahead and keep the update loop short by
+  // judging bands afterwards, a block at a time, with the division-free filter (the
+  // classifier decides only the cells it cannot clear). Each row appears once per
+  // walk and its judgement touches only its own band, so deferring it within a block
+  // changes nothing but speed; events keep the walk's order.
+  constexpr std::size_t block = 64;
+  constexpr std::size_t ahead = 128;
+  row_t rows[block];
+  std::uint8_t was[block];
+  health_cell before[block];
+  health_cell after[block];
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t m = 0;
+    for (; i < n && m < block; ++i) {
+      if (i + ahead < n) {
+        const row_t next = seg[i + ahead].row;
+        __builtin_prefetch(&cells[next], 1);
+        __builtin_prefetch(&bands[next], 0);
+      }
+      const row_t r = seg[i].row;
+      double dnum = seg[i].weighted_collateral * dp;
+      double dden = seg[i].debt * dp;
+      // Two legs of one position in the same asset are adjacent (rows are sorted):
+      // apply both before judging the band.
+      while (i + 1 < n && seg[i + 1].row == r) {
+        ++i;
+        dnum += seg[i].weighted_collateral * dp;
+        dden += seg[i].debt * dp;
+      }
+      const std::uint8_t b = bands[r];
+      if (b == dead) continue;
+      const health_cell old = cells[r];
+      health_cell& c = cells[r];
+      c.num += dnum;
+      c.den += dden;
+      rows[m] = r;
+      was[m] = b;
+      before[m] = old;
+      after[m] = c;
+      ++m;
     }
-    const std::uint8_t b = bands[r];
-    if (b == dead) continue;
-    const health_cell before = cells[r];
-    health_cell& c = cells[r];
-    c.num += dnum;
-    c.den += dden;
-    const double hf = health_of(c);
-    const band to = classifier_.next(static_cast<band>(b), hf);
-    if (to != static_cast<band>(b)) [[unlikely]] {
-      events.push_back({r, protocols_[r], static_cast<band>(b), to, health_of(before), hf, a,
-                        new_price});
-      set_band(r, to);
-      ++stats_.crossings;
+    for (std::uint64_t left = kernels::unsettled(after, was, m, filter); left != 0;
+         left &= left - 1) {
+      const auto j = static_cast<std::size_t>(std::countr_zero(left));
+      const row_t r = rows[j];
+      const auto b = static_cast<band>(was[j]);
+      const double hf = health_of(after[j]);
+      const band to = classifier_.next(b, hf);
+      if (to != b) {
+        events.push_back({r, protocols_[r], b, to, health_of(before[j]), hf, a, new_price});
+        set_band(r, to);
+        ++stats_.crossings;
+      }
     }
   }
 }
@@ -342,27 +375,34 @@ void book::walk_exact(asset_id a, double new_price, std::vector<crossing>& event
 }
 
 void book::scan_all(asset_id cause, double price, std::vector<crossing>* events) {
-  // Recompute in blocks that stay in L1, then judge bands from the fresh cells.
-  constexpr std::size_t block = 512;
+  // Recompute in blocks that stay in L1 (128 rows measured a few percent faster than
+  // 512: the band pass interrupts the term stream for less time). Rows whose band
+  // certainly stays (a cheap division-free test) take their fresh cell at once; the rest
+  // are judged exactly.
+  constexpr std::size_t block = 128;
   health_cell fresh[block];
+  row_t pending[block];
   const kernels::term_columns terms{term_off_, term_ncoll_, term_asset_, term_coef_};
+  const kernels::band_filter filter(options_.bands);
   const std::size_t n = ids_.size();
   for (std::size_t begin = 0; begin < n; begin += block) {
     const std::size_t end = std::min(n, begin + block);
     kernels::recompute_cells(terms, prices_, begin, end, fresh);
-    for (std::size_t r = begin; r < end; ++r) {
+    const std::size_t n_pending = kernels::settle_cells(fresh, bands_.data(), begin, end - begin,
+                                                        filter, cells_.data(), pending);
+    for (std::size_t i = 0; i < n_pending; ++i) {
+      const row_t r = pending[i];
       const std::uint8_t was = bands_[r];
-      if (was == dead) continue;
       const health_cell before = cells_[r];
       cells_[r] = fresh[r - begin];
       const double hf = health_of(cells_[r]);
       const band to = classifier_.next(static_cast<band>(was), hf);
-      if (to != static_cast<band>(was)) [[unlikely]] {
+      if (to != static_cast<band>(was)) {
         if (events != nullptr) {
-          events->push_back({static_cast<row_t>(r), protocols_[r], static_cast<band>(was), to,
-                             health_of(before), hf, cause, price});
+          events->push_back({r, protocols_[r], static_cast<band>(was), to, health_of(before), hf,
+                             cause, price});
         }
-        set_band(static_cast<row_t>(r), to);
+        set_band(r, to);
         ++stats_.crossings;
       }
     }
