@@ -66,11 +66,14 @@ class config_decoder {
   absl::Status read_float(const toml::node& n, std::string_view path, double& out) const;
   absl::Status read_int(const toml::node& n, std::string_view path, std::int64_t& out) const;
   absl::Status read_string(const toml::node& n, std::string_view path, std::string& out) const;
+  absl::Status read_bool(const toml::node& n, std::string_view path, bool& out) const;
 
   absl::Status decode_server(const toml::node& n, server_settings& out) const;
   absl::Status decode_bands(const toml::node& n, band_config& out) const;
   absl::Status decode_book(const toml::node& n, book_options& out) const;
   absl::Status decode_positions(const toml::node& n, positions_source& out) const;
+  absl::Status decode_pool(const toml::node& n, std::string_view path, pool& out) const;
+  absl::Status decode_derived(const toml::node& n, std::string_view path, derivation& out) const;
   absl::Status decode_assets(const toml::node& n, config& out) const;
   absl::Status decode_protocols(const toml::node& n, market& m) const;
 
@@ -146,6 +149,16 @@ absl::Status config_decoder::read_string(const toml::node& n, std::string_view p
   const auto* s = n.as_string();
   if (s == nullptr) return fail(n, path, detail::cat("expected a string, got ", type_name(n.type())));
   out = s->get();
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::read_bool(const toml::node& n, std::string_view path,
+                                       bool& out) const {
+  const auto* b = n.as_boolean();
+  if (b == nullptr) {
+    return fail(n, path, detail::cat("expected a boolean, got ", type_name(n.type())));
+  }
+  out = b->get();
   return absl::OkStatus();
 }
 
@@ -262,6 +275,40 @@ absl::Status config_decoder::decode_positions(const toml::node& n, positions_sou
   return absl::OkStatus();
 }
 
+absl::Status config_decoder::decode_pool(const toml::node& n, std::string_view path,
+                                         pool& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, path, t); !s.ok()) return s;
+  if (auto s = check_keys(*t, path, std::array<std::string_view, 2>{"base", "quote"}); !s.ok()) {
+    return s;
+  }
+  if (auto s = require(*t, path, {"base", "quote"}); !s.ok()) return s;
+  if (auto s = read_float(*t->get("base"), join(path, "base"), out.base); !s.ok()) return s;
+  return read_float(*t->get("quote"), join(path, "quote"), out.quote);
+}
+
+absl::Status config_decoder::decode_derived(const toml::node& n, std::string_view path,
+                                            derivation& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, path, t); !s.ok()) return s;
+  if (auto s = check_keys(*t, path,
+                          std::array<std::string_view, 3>{"base", "ratio_pool", "sell_through"});
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = require(*t, path, {"base"}); !s.ok()) return s;
+  if (auto s = read_string(*t->get("base"), join(path, "base"), out.base); !s.ok()) return s;
+  if (const toml::node* rp = t->get("ratio_pool")) {
+    if (auto s = decode_pool(*rp, join(path, "ratio_pool"), out.ratio_pool.emplace()); !s.ok()) {
+      return s;
+    }
+  }
+  if (const toml::node* st = t->get("sell_through")) {
+    return read_bool(*st, join(path, "sell_through"), out.sell_through);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status config_decoder::decode_assets(const toml::node& n, config& out) const {
   const toml::array* arr = nullptr;
   if (auto s = as_array(n, "assets", arr); !s.ok()) return s;
@@ -271,7 +318,8 @@ absl::Status config_decoder::decode_assets(const toml::node& n, config& out) con
     const toml::table* t = nullptr;
     if (auto s = as_table(*arr->get(i), path, t); !s.ok()) return s;
     if (auto s = check_keys(*t, path,
-                            std::array<std::string_view, 4>{"symbol", "price", "pool", "beta"});
+                            std::array<std::string_view, 5>{"symbol", "price", "pool", "derived",
+                                                            "beta"});
         !s.ok()) {
       return s;
     }
@@ -280,19 +328,12 @@ absl::Status config_decoder::decode_assets(const toml::node& n, config& out) con
     if (auto s = read_string(*t->get("symbol"), join(path, "symbol"), spec.symbol); !s.ok()) return s;
     if (auto s = read_float(*t->get("price"), join(path, "price"), spec.price); !s.ok()) return s;
     if (const toml::node* pool_node = t->get("pool")) {
-      const std::string pool_path = join(path, "pool");
-      const toml::table* pt = nullptr;
-      if (auto s = as_table(*pool_node, pool_path, pt); !s.ok()) return s;
-      if (auto s = check_keys(*pt, pool_path, std::array<std::string_view, 2>{"base", "quote"});
-          !s.ok()) {
+      if (auto s = decode_pool(*pool_node, join(path, "pool"), spec.liquidity.emplace()); !s.ok()) {
         return s;
       }
-      if (auto s = require(*pt, pool_path, {"base", "quote"}); !s.ok()) return s;
-      pool& liquidity = spec.liquidity.emplace();
-      if (auto s = read_float(*pt->get("base"), join(pool_path, "base"), liquidity.base); !s.ok()) {
-        return s;
-      }
-      if (auto s = read_float(*pt->get("quote"), join(pool_path, "quote"), liquidity.quote);
+    }
+    if (const toml::node* derived = t->get("derived")) {
+      if (auto s = decode_derived(*derived, join(path, "derived"), spec.derived.emplace());
           !s.ok()) {
         return s;
       }

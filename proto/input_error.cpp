@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -87,11 +88,29 @@ std::string path_key(std::string_view key) {
   return plain ? std::string(key) : quoted(key);
 }
 
+namespace {
+
+// market::add_asset's pool rule: finite positive reserves whose quote/base is `price`.
+bool pool_fits(const pool& p, double price) {
+  return is_positive_finite(p.base) && is_positive_finite(p.quote) &&
+         std::abs(p.quote / p.base / price - 1.0) <= pool_price_tolerance;
+}
+
+}  // namespace
+
 spec_fault locate_asset_fault(const market& m, const asset_spec& spec) {
   if (spec.symbol.empty() || m.find_asset(spec.symbol)) return {spec_field::symbol};
   if (!is_positive_finite(spec.price)) return {spec_field::price};
-  if (spec.liquidity) return {spec_field::pool};
-  return {};
+  if (spec.liquidity && (!spec.derived || !pool_fits(*spec.liquidity, spec.price))) {
+    return {spec_field::pool};
+  }
+  if (!spec.derived) return {};
+  // The order of market::add_asset's derived checks.
+  const auto base = m.find_asset(spec.derived->base);
+  if (!base || m.base_of(*base)) return {spec_field::derived_base};
+  if (spec.liquidity) return {spec_field::pool};  // a pool where a ratio_pool belongs
+  if (spec.derived->ratio_pool) return {spec_field::ratio_pool};
+  return {spec_field::derived};
 }
 
 spec_fault locate_protocol_fault(const market& m, const protocol_spec& spec) {
@@ -126,6 +145,9 @@ std::string fault_path(const spec_fault& f, const protocol_spec* p) {
     case spec_field::symbol: return "symbol";
     case spec_field::price: return "price";
     case spec_field::pool: return "pool";
+    case spec_field::derived: return "derived";
+    case spec_field::derived_base: return "derived.base";
+    case spec_field::ratio_pool: return "derived.ratio_pool";
     case spec_field::name: return "name";
     case spec_field::close_factor: return "close_factor";
     case spec_field::full_liquidation_hf: return "full_liquidation_hf";

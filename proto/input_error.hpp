@@ -76,6 +76,9 @@ enum class spec_field : std::uint8_t {
   symbol,
   price,
   pool,
+  derived,               // the asset's derived table as a whole
+  derived_base,          // derived.base: unknown, or itself derived
+  ratio_pool,            // derived.ratio_pool: bad reserves, or a ratio off the prices
   name,
   close_factor,
   full_liquidation_hf,
@@ -95,7 +98,8 @@ struct spec_fault {
 [[nodiscard]] spec_fault locate_protocol_fault(const market& m, const protocol_spec& spec);
 
 // The path suffix of a fault below an asset or protocol: "price", "pool",
-// "assets.ETH.liquidation_threshold", ...; empty for spec_field::none.
+// "derived.ratio_pool", "assets.ETH.liquidation_threshold", ...; empty for
+// spec_field::none.
 [[nodiscard]] std::string fault_path(const spec_fault& f, const protocol_spec* p);
 
 }  // namespace cascade::proto::detail

@@ -90,6 +90,7 @@ struct path_part {
 struct asset_in {
   asset_spec spec;
   std::size_t at = 0, at_symbol = 0, at_price = 0, at_pool = 0;
+  std::size_t at_derived = 0, at_derived_base = 0, at_ratio_pool = 0;
 };
 struct entry_at {
   std::size_t at = 0, at_threshold = 0, at_bonus = 0;
@@ -158,6 +159,12 @@ class decoder {
   absl::StatusOr<scenario> build() const;
 
  private:
+  // A shock on a derived asset moves its ratio (a depeg), and one on its base moves it
+  // too: the price they give it, and its ratio pool moved to the shocked ratio at
+  // constant k, must stay finite and > 0. `shocks` are the resolved shocks_, in order.
+  [[nodiscard]] absl::Status check_derived_shocks(
+      const market& m, const std::vector<std::pair<asset_id, double>>& shocks) const;
+
   // Errors. `fail` names the path being decoded; `fail_path` takes an explicit one.
   [[nodiscard]] absl::Status fail(std::size_t at, std::string_view reason) const;
   [[nodiscard]] absl::Status fail_path(std::size_t at, std::string_view path,
@@ -182,6 +189,7 @@ class decoder {
   absl::Status read_number(od::value& v, double& out, std::size_t& at);
   absl::Status read_amount(od::value& v, double& out, std::size_t& at);
   absl::Status read_string(od::value& v, std::string_view& out, std::size_t& at);
+  absl::Status read_bool(od::value& v, bool& out, std::size_t& at);
   absl::Status read_object(od::value& v, od::object& out, std::size_t& at);
   absl::Status read_array(od::value& v, od::array& out, std::size_t& at);
   // Walks a value this version does not use, so that malformed JSON under an unknown
@@ -198,6 +206,7 @@ class decoder {
   absl::Status decode_assets(od::value& v);
   absl::Status decode_asset(od::value& v);
   absl::Status decode_pool(od::value& v, pool& out);
+  absl::Status decode_derived(od::value& v, asset_in& a);
   absl::Status decode_protocols(od::value& v);
   absl::Status decode_protocol(od::value& v);
   absl::Status decode_collateral(od::value& v, protocol_in& p);
@@ -327,6 +336,13 @@ absl::Status decoder::read_amount(od::value& v, double& out, std::size_t& at) {
 absl::Status decoder::read_string(od::value& v, std::string_view& out, std::size_t& at) {
   if (auto s = expect(v, od::json_type::string, at); !s.ok()) return s;
   if (const auto e = v.get_string().get(out)) return json_error(e);
+  return absl::OkStatus();
+}
+
+absl::Status decoder::read_bool(od::value& v, bool& out, std::size_t& at) {
+  if (auto s = expect(v, od::json_type::boolean, at); !s.ok()) return s;
+  const std::string_view raw = trimmed_token(v);
+  if (v.get_bool().get(out) != simdjson::SUCCESS) return invalid_literal(at, raw);
   return absl::OkStatus();
 }
 
@@ -463,8 +479,8 @@ absl::Status decoder::decode_asset(od::value& v) {
   asset_in a;
   od::object obj;
   if (auto s = read_object(v, obj, a.at); !s.ok()) return s;
-  enum : std::size_t { symbol, price, pool_key, known };
-  key_set<known> keys({"symbol", "price", "pool"});
+  enum : std::size_t { symbol, price, pool_key, derived, known };
+  key_set<known> keys({"symbol", "price", "pool", "derived"});
   auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
     const std::size_t i = keys.find(k);
     if (i == known) return check_value(x);
@@ -477,10 +493,11 @@ absl::Status decoder::decode_asset(od::value& v) {
         return absl::OkStatus();
       }
       case price: return read_number(x, a.spec.price, a.at_price);
-      default: {
+      case pool_key: {
         a.at_pool = where(x);
         return decode_pool(x, a.spec.liquidity.emplace());
       }
+      default: return decode_derived(x, a);
     }
   });
   if (!status.ok()) return status;
@@ -508,6 +525,38 @@ absl::Status decoder::decode_pool(od::value& v, pool& out) {
   for (const std::size_t required : {base, quote}) {
     if (!keys.seen(required)) return missing(at, keys.name(required));
   }
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_derived(od::value& v, asset_in& a) {
+  od::object obj;
+  if (auto s = read_object(v, obj, a.at_derived); !s.ok()) return s;
+  derivation& d = a.spec.derived.emplace();
+  enum : std::size_t { base, ratio_pool, sell_through, known };
+  key_set<known> keys({"base", "ratio_pool", "sell_through"});
+  auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    switch (i) {
+      case base: {
+        std::string_view s;
+        if (auto st = read_string(x, s, a.at_derived_base); !st.ok()) return st;
+        d.base = s;
+        return absl::OkStatus();
+      }
+      case ratio_pool: {
+        a.at_ratio_pool = where(x);
+        return decode_pool(x, d.ratio_pool.emplace());
+      }
+      default: {
+        std::size_t ignored = 0;
+        return read_bool(x, d.sell_through, ignored);
+      }
+    }
+  });
+  if (!status.ok()) return status;
+  if (!keys.seen(base)) return missing(a.at_derived, keys.name(base));
   return absl::OkStatus();
 }
 
@@ -687,6 +736,40 @@ absl::Status decoder::decode_max_rounds(od::value& v) {
   return absl::OkStatus();
 }
 
+absl::Status decoder::check_derived_shocks(
+    const market& m, const std::vector<std::pair<asset_id, double>>& shocks) const {
+  std::vector<double> shock_of(m.asset_count(), 0.0);
+  std::vector<std::size_t> shock_index(m.asset_count(), npos);
+  for (std::size_t i = 0; i < shocks.size(); ++i) {
+    shock_of[shocks[i].first.index()] = shocks[i].second;
+    shock_index[shocks[i].first.index()] = i;
+  }
+  for (std::size_t i = 0; i < m.asset_count(); ++i) {
+    const auto a = asset_id::from_index(i);
+    const auto b = m.base_of(a);
+    if (!b) continue;
+    const std::size_t blamed = shock_index[i] != npos ? shock_index[i] : shock_index[b->index()];
+    if (blamed == npos) continue;
+    const asset_spec& spec = m.asset(a);
+    const double base_price = m.asset(*b).price;
+    const double ratio = spec.price / base_price * (1.0 + shock_of[i]);
+    const double shocked = ratio * (base_price * (1.0 + shock_of[b->index()]));
+    bool ok = is_positive_finite(ratio) && is_positive_finite(shocked);
+    if (ok && spec.derived->ratio_pool) {
+      const double k = spec.derived->ratio_pool->base * spec.derived->ratio_pool->quote;
+      ok = is_positive_finite(std::sqrt(k / ratio)) && is_positive_finite(std::sqrt(k * ratio));
+    }
+    if (!ok) {
+      const shock_in& sh = shocks_[blamed];
+      return fail_path(sh.at, detail::cat("shocks.", detail::path_key(sh.symbol)),
+                       detail::cat("shock ", sh.value, " takes the price of ", spec.symbol,
+                                    " (ratio ", ratio, " x ", spec.derived->base, ") to ", shocked,
+                                    ", outside the range of finite positive prices"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<scenario> decoder::build() const {
   scenario out;
   out.has_positions = has_positions_;
@@ -697,10 +780,16 @@ absl::StatusOr<scenario> decoder::build() const {
     const asset_in& a = assets_[i];
     if (auto r = m.add_asset(a.spec); !r.ok()) {
       const detail::spec_fault f = detail::locate_asset_fault(m, a.spec);
-      const std::size_t at = f.field == detail::spec_field::symbol  ? a.at_symbol
-                             : f.field == detail::spec_field::price ? a.at_price
-                             : f.field == detail::spec_field::pool  ? a.at_pool
-                                                                    : a.at;
+      std::size_t at = a.at;
+      switch (f.field) {
+        case detail::spec_field::symbol: at = a.at_symbol; break;
+        case detail::spec_field::price: at = a.at_price; break;
+        case detail::spec_field::pool: at = a.at_pool; break;
+        case detail::spec_field::derived: at = a.at_derived; break;
+        case detail::spec_field::derived_base: at = a.at_derived_base; break;
+        case detail::spec_field::ratio_pool: at = a.at_ratio_pool; break;
+        default: break;
+      }
       std::string path = detail::cat("assets[", i, "]");
       if (const std::string sub = detail::fault_path(f, nullptr); !sub.empty()) {
         detail::append(&path, ".", sub);
@@ -750,6 +839,9 @@ absl::StatusOr<scenario> decoder::build() const {
                                     shocked, ", outside the range of finite positive prices"));
     }
     out.shocks.emplace_back(*a, sh.value);
+  }
+  if (m.has_derived() && !out.shocks.empty()) {
+    if (auto s = check_derived_shocks(m, out.shocks); !s.ok()) return s;
   }
 
   out.positions.reserve(positions_.size());

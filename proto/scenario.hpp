@@ -11,7 +11,14 @@
 // Unknown keys are accepted (the document may grow) but must hold well-formed JSON
 // (nested at most 64 deep); a known key given twice is refused. A UTF-8 byte-order
 // mark is skipped. Omitted optional values: owner "", collateral and debt 0,
-// liquidation_bonus 0, max_rounds 100, no shocks.
+// liquidation_bonus 0, max_rounds 100, no shocks, no derived, sell_through true.
+//
+// An asset may be derived from one listed before it (engine/market.hpp `derivation`):
+//   {"symbol": "stETH", "price": 1990.0,
+//    "derived": {"base": "ETH", "ratio_pool": {"base": 20000.0, "quote": 19900.0},
+//                "sell_through": true}}
+// where ratio_pool's quote/base must equal price / base price (to 1e-9). A shock on a
+// derived asset moves its ratio to its base (a depeg).
 //
 // Pure functions: any thread, no shared state. They allocate; they throw nothing but
 // std::bad_alloc.

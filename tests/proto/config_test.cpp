@@ -146,3 +146,73 @@ TEST_CASE("config errors name the file, line, key and reason", "[proto][config]"
   CHECK(missing.status().code() == absl::StatusCode::kNotFound);
   CHECK_THAT(std::string(missing.status().message()), Catch::Contains("no_such.toml"));
 }
+
+TEST_CASE("a derived asset decodes from an inline table or a sub-table", "[proto][config]") {
+  std::string text(minimal);
+  text += R"(
+[[assets]]
+symbol = "stETH"
+price = 1990.0
+derived = { base = "ETH", ratio_pool = { base = 20000.0, quote = 19900.0 }, sell_through = false }
+beta = 1.1
+
+[[assets]]
+symbol = "BTC"
+price = 40000
+
+[[assets]]
+symbol = "WBTC"
+price = 40000
+[assets.derived]
+base = "BTC"
+)";
+  const auto cfg = must(parse_config(text, "derived.toml", ""));
+  const cascade::market& m = cfg.mkt;
+  REQUIRE(m.asset_count() == 4);
+  CHECK(m.has_derived());
+  CHECK_FALSE(m.base_of(aid(m, "ETH")).has_value());
+  CHECK(m.base_of(aid(m, "stETH")) == aid(m, "ETH"));
+  CHECK(m.base_of(aid(m, "WBTC")) == aid(m, "BTC"));
+
+  const cascade::asset_spec& steth = m.asset(aid(m, "stETH"));
+  REQUIRE(steth.derived.has_value());
+  CHECK(steth.derived->base == "ETH");
+  REQUIRE(steth.derived->ratio_pool.has_value());
+  CHECK(steth.derived->ratio_pool->base == 20000.0);
+  CHECK(steth.derived->ratio_pool->quote == 19900.0);
+  CHECK_FALSE(steth.derived->sell_through);
+  CHECK_FALSE(steth.liquidity.has_value());
+
+  // Omitted: a fixed peg, sold through to the base.
+  const cascade::asset_spec& wbtc = m.asset(aid(m, "WBTC"));
+  REQUIRE(wbtc.derived.has_value());
+  CHECK(wbtc.derived->base == "BTC");
+  CHECK_FALSE(wbtc.derived->ratio_pool.has_value());
+  CHECK(wbtc.derived->sell_through);
+
+  CHECK(cfg.betas == std::vector<double>{1.0, 1.1, 1.0, 1.0});
+}
+
+TEST_CASE("derived errors point at the key inside the derived table", "[proto][config]") {
+  const auto with = [](std::string_view derived) {
+    std::string text(minimal);
+    text += "\n[[assets]]\nsymbol = \"stETH\"\nprice = 1990.0\nderived = ";
+    text += derived;
+    text += "\n";
+    return text;
+  };
+  const auto message = [&](std::string_view derived) {
+    const auto r = parse_config(with(derived), "c.toml", "");
+    REQUIRE_FALSE(r.ok());
+    return std::string(r.status().message());
+  };
+  CHECK(message(R"({ base = "ETH", ratio_pool = { base = 1.0, quote = 0.995, k = 1 } })") ==
+        "c.toml:19: assets[1].derived.ratio_pool.k: unknown key 'k' (expected one of: base, quote)");
+  CHECK(message(R"({ base = 1 })") == "c.toml:19: assets[1].derived.base: expected a string, got an integer");
+  CHECK(message(R"({ base = "ETH", ratio_pool = { base = 1.0 } })") ==
+        "c.toml:19: assets[1].derived.ratio_pool: missing required key 'quote'");
+  CHECK(message(R"("ETH")") == "c.toml:19: assets[1].derived: expected a table, got a string");
+  CHECK(message(R"({ base = "stETH" })") ==
+        "c.toml:19: assets[1].derived.base: asset 'stETH': derived: unknown base asset 'stETH' "
+        "(list it before its derivatives)");
+}

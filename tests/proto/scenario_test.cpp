@@ -211,3 +211,98 @@ TEST_CASE("scenario input edge cases: byte-order mark, deep nesting, bad literal
   REQUIRE_FALSE(key.ok());
   CHECK_THAT(std::string(key.status().message()), Catch::StartsWith("key:1: malformed JSON"));
 }
+
+TEST_CASE("a derived asset decodes its base, ratio pool and sell_through", "[proto][scenario]") {
+  const std::string doc = R"({
+    "assets": [
+      {"symbol": "ETH", "price": 2000.0, "pool": {"base": 1000000.0, "quote": 2000000000.0}},
+      {"symbol": "stETH", "price": 1990.0,
+       "derived": {"base": "ETH", "ratio_pool": {"base": 20000.0, "quote": 19900.0},
+                   "sell_through": false, "note": {"future": [1, 2]}}},
+      {"symbol": "BTC", "price": 40000.0},
+      {"symbol": "WBTC", "price": 40000.0, "derived": {"base": "BTC"}}
+    ],
+    "protocols": [{"name": "lend", "kind": "pooled", "close_factor": 0.5, "full_liquidation_hf": 0.95,
+                   "assets": {"stETH": {"liquidation_threshold": 0.93, "liquidation_bonus": 0.01}}}],
+    "shocks": {"stETH": -0.04, "ETH": -0.1}
+  })";
+  const auto sc = must(parse_scenario(doc, "inline"));
+  const cascade::market& m = sc.mkt;
+  CHECK(m.has_derived());
+  CHECK_FALSE(m.base_of(aid(m, "ETH")).has_value());
+  CHECK_FALSE(m.base_of(aid(m, "BTC")).has_value());
+  CHECK(m.base_of(aid(m, "stETH")) == aid(m, "ETH"));
+  CHECK(m.base_of(aid(m, "WBTC")) == aid(m, "BTC"));
+
+  const cascade::asset_spec& steth = m.asset(aid(m, "stETH"));
+  CHECK_FALSE(steth.liquidity.has_value());
+  REQUIRE(steth.derived.has_value());
+  CHECK(steth.derived->base == "ETH");
+  REQUIRE(steth.derived->ratio_pool.has_value());
+  CHECK(steth.derived->ratio_pool->base == 20000.0);
+  CHECK(steth.derived->ratio_pool->quote == 19900.0);
+  CHECK_FALSE(steth.derived->sell_through);
+
+  // Omitted: no ratio pool (a fixed peg), sell_through true.
+  const cascade::asset_spec& wbtc = m.asset(aid(m, "WBTC"));
+  REQUIRE(wbtc.derived.has_value());
+  CHECK(wbtc.derived->base == "BTC");
+  CHECK_FALSE(wbtc.derived->ratio_pool.has_value());
+  CHECK(wbtc.derived->sell_through);
+
+  // A shock on a derived asset is a depeg; its base may be shocked too.
+  REQUIRE(sc.shocks.size() == 2);
+  CHECK(sc.shocks[0] == std::pair{aid(m, "stETH"), -0.04});
+  CHECK(sc.shocks[1] == std::pair{aid(m, "ETH"), -0.1});
+}
+
+TEST_CASE("the stETH depeg example loads: loops on a derived asset", "[proto][scenario]") {
+  const auto sc = must(load_scenario_file(example("scenario_steth_depeg.json")));
+  const cascade::market& m = sc.mkt;
+  REQUIRE(m.asset_count() == 3);
+  const asset_id eth = aid(m, "ETH"), steth = aid(m, "stETH"), usdc = aid(m, "USDC");
+  CHECK(m.base_of(steth) == eth);
+  CHECK_FALSE(m.base_of(usdc).has_value());
+  const cascade::asset_spec& spec = m.asset(steth);
+  REQUIRE(spec.derived.has_value());
+  REQUIRE(spec.derived->ratio_pool.has_value());
+  CHECK(spec.derived->ratio_pool->quote / spec.derived->ratio_pool->base ==
+        Approx(spec.price / m.asset(eth).price).epsilon(1e-12));
+  CHECK(spec.derived->sell_through);
+  const cascade::protocol& p = m.get_protocol(pid(m, "aave-v3"));
+  CHECK(p.threshold(steth) == 0.93);
+  CHECK(p.bonus(steth) == 0.01);
+  CHECK(p.threshold(eth) == 0.80);
+  CHECK(p.bonus(eth) == 0.05);
+
+  REQUIRE(sc.positions.size() >= 30);
+  std::size_t loops = 0;
+  for (const cascade::position_input& pos : sc.positions) {
+    REQUIRE(pos.legs.size() == 2);
+    CHECK(pos.legs[0].asset == steth);
+    loops += pos.legs[1].asset == eth;
+  }
+  CHECK(loops >= 30);
+  REQUIRE(sc.shocks.size() == 1);
+  CHECK(sc.shocks[0] == std::pair{steth, -0.04});
+  cascade::book b(m);
+  must(b.upsert(sc.positions));
+  CHECK(b.size() == sc.positions.size());
+}
+
+TEST_CASE("a shock that sends a derived asset's price out of range is refused",
+          "[proto][scenario]") {
+  // stETH trades at 1e300 ETH: a 1e10 rise of ETH stays finite for ETH, not for stETH.
+  const std::string doc = R"({
+    "assets": [{"symbol": "ETH", "price": 1.0},
+               {"symbol": "stETH", "price": 1e300, "derived": {"base": "ETH"}}],
+    "protocols": [],
+    "shocks": {"ETH": 1e10}
+  })";
+  const auto bad = parse_scenario(doc, "s");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(std::string(bad.status().message()),
+             Catch::StartsWith("s:5: shocks.ETH: shock ") &&
+                 Catch::Contains("takes the price of stETH") &&
+                 Catch::Contains("outside the range of finite positive prices"));
+}

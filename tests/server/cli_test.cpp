@@ -99,6 +99,20 @@ TEST_CASE("cli: bad input exits 2 with a message naming what and where", "[cli][
   }
 }
 
+TEST_CASE("cli: a stETH depeg spirals through the loops and deepens past its shock", "[cli]") {
+  const auto r = run_process({bin, "stress", examples + "scenario_steth_depeg.json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  simdjson::dom::parser p;
+  const auto doc = parse(p, r.out);
+  CHECK(uint64_t(doc["rounds"]) >= 2);
+  const double input_ratio = double(doc["input_ratios"]["stETH"]);
+  CHECK(input_ratio == Approx(0.995));
+  // Liquidations sell stETH into its ratio pool: the ratio ends below the shocked one.
+  CHECK(double(doc["final_ratios"]["stETH"]) < input_ratio * (1.0 - 0.04));
+  CHECK(double(doc["amplification"]["stETH"]) > 1.0);
+}
+
 TEST_CASE("cli: one-factor market shock moves each asset by its beta", "[cli]") {
   const auto r = run_process({bin, "stress", examples + "scenario_design.json", "--market-shock", "-0.1",
                               "--beta", "USDC=0", "--beta", "ETH=1.5"});
