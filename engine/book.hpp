@@ -217,6 +217,11 @@ class book {
   // Raw columns, read-only, for kernels that run beside the book (the cascade
   // simulator, benchmarks and tests).
   [[nodiscard]] std::span<const health_cell> cells() const { return cells_; }
+  [[nodiscard]] std::span<const std::uint8_t> band_column() const { return bands_; }
+  [[nodiscard]] std::span<const std::uint32_t> leg_offsets() const { return leg_off_; }
+  [[nodiscard]] std::span<const asset_id> leg_asset_column() const { return leg_asset_; }
+  [[nodiscard]] std::span<const double> leg_collateral_column() const { return leg_coll_; }
+  [[nodiscard]] std::span<const double> leg_debt_column() const { return leg_debt_; }
   [[nodiscard]] std::span<const std::uint32_t> term_offsets() const { return term_off_; }
   [[nodiscard]] std::span<const std::uint16_t> collateral_term_counts() const { return term_ncoll_; }
   [[nodiscard]] std::span<const std::uint16_t> term_assets() const { return term_asset_; }

@@ -23,13 +23,13 @@
 // per thread. run() allocates; it never throws on bad input (absl::Status).
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <utility>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 #include "engine/book.hpp"
 #include "engine/market.hpp"
@@ -55,7 +55,7 @@ struct round_report {
   std::vector<std::pair<asset_id, double>> sold;  // assets with sold > 0, by id
   // Base units that sales of derived assets passed on into their bases' pools.
   std::vector<std::pair<asset_id, double>> routed;
-  std::vector<double> prices;                      // every asset, after the sales
+  std::vector<double> prices;  // every asset, after the sales
 };
 
 struct protocol_report {
@@ -120,31 +120,66 @@ class cascade_simulator {
     bool has_debt = false;
     [[nodiscard]] double hf() const;
   };
+  // Positions filed under an asset, by the drop of that asset that could make them
+  // fail. Filing in bulk (all holders at the asset's first move) counting-sorts them into
+  // one flat array of buckets; positions filed again after an exact evaluation go to a
+  // min-heap. Both keep their capacity between runs.
+  struct filed_row {
+    double key;
+    row_t row;
+  };
   struct asset_buckets {
-    bool filed = false;           // holders filed (at the asset's first move)
-    std::uint32_t next = 0;       // first bucket not yet released
-    std::vector<std::vector<std::pair<double, row_t>>> buckets;
+    bool filed = false;
+    double filed_below = 0.0;          // every unseen holder with a key below is filed
+    std::uint32_t next = 0;            // first bucket not wholly released
+    std::vector<std::uint32_t> start;  // cascade_bucket_count + 1 offsets
+    std::vector<filed_row> entries;    // bulk, grouped by bucket
+    std::vector<filed_row> late;       // heap, smallest key first
   };
 
   void reset(const book& b);
   [[nodiscard]] evaluation evaluate(const book& b, row_t r, std::span<const double> p) const;
-  void file_holders(const book& b, asset_id a, std::span<const double> p1);
-  void file_row(asset_id a, double key, row_t r);
+  // Files, in bulk, every holder of a not yet seen this run whose key is below `below`
+  // (replacing what was filed before: a re-walk happens only when the asset's drop
+  // passes the last tier filed).
+  void file_holders(const book& b, asset_id a, double below);
+  // Files the rows collected in scratch_ under asset a, in bulk.
+  void file_bulk(asset_id a, double below);
+  [[nodiscard]] bool seen_this_run(row_t r) const { return rows_[r].active >= run_first_key_; }
+  [[nodiscard]] bool in_overlay(row_t r) const { return rows_[r].overlay_epoch == epoch_; }
+  void file_late(asset_id a, double key, row_t r);
   void refile(const book& b, row_t r, const evaluation& e, std::span<const double> p,
               std::span<const double> p1);
-  void release(asset_id a, double drop, std::vector<row_t>& active);
+  void release(const book& b, asset_id a, double drop, std::vector<row_t>& active);
+  // Step b of the model for one position in L: seize, repay, write off, and add to the
+  // round's sales (sold_) and totals.
+  void liquidate(const book& b, row_t r, const evaluation& e, std::span<const double> p,
+                 std::uint32_t round, round_report& rr, cascade_report& rep);
   void activate(row_t r, std::vector<row_t>& active);
 
   // Scratch reused between runs; per-row arrays are valid where their stamp equals the
   // run's epoch, so a run never clears them.
   std::uint32_t epoch_ = 0;
-  std::vector<std::uint32_t> est_stamp_;   // est_[r] is r's cell at the shocked prices
-  std::vector<health_cell> est_;
-  std::vector<std::uint32_t> ovl_stamp_;   // r has overlay legs at overlay_[ovl_slot_[r]]
-  std::vector<std::uint32_t> ovl_slot_;
-  std::vector<std::uint32_t> active_stamp_;  // r is a candidate this round
+  // Everything the simulator keeps per book row, in one cache line's half, since the
+  // walks touch it for every holder.
+  struct row_state {
+    std::uint32_t est_epoch = 0;      // est is r's cell at the shocked prices
+    std::uint32_t overlay_epoch = 0;  // r has overlay legs at overlay_[overlay_slot]
+    std::uint32_t overlay_slot = 0;
+    std::uint32_t active = 0;  // round key of the last round r was a candidate
+    health_cell est;
+  };
+  std::vector<row_state> rows_;
   std::uint32_t round_key_ = 0;
+  std::uint32_t run_first_key_ = 0;  // round key of this run's first round
+  double unseen_floor_ = 0.0;        // no unseen row fails on a smaller drop
   std::vector<asset_buckets> buckets_;
+  std::vector<filed_row> scratch_;
+  // Per-round lists, kept between runs for their capacity.
+  std::vector<row_t> active_;
+  std::vector<row_t> sort_buffer_;
+  std::vector<double> sold_;  // per asset, this round
+  std::vector<row_t> liquidated_last_;
   std::vector<overlay_legs> overlay_;
   std::vector<double> overlay_coll_;
   std::vector<double> overlay_debt_;
@@ -154,5 +189,8 @@ class cascade_simulator {
 
 // Bucket resolution of the candidate filter: drops in [0, 1) over this many buckets.
 inline constexpr std::uint32_t cascade_bucket_count = 4096;
+// Holders are filed lazily, up to the first of these drops above the asset's current
+// drop: most positions are far from failing and most moves after a shock are small.
+inline constexpr double cascade_filing_tiers[] = {0.10, 0.30, 1.0};
 
 }  // namespace cascade
