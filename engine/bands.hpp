@@ -8,13 +8,13 @@
 // exit_band(hf)]. Header-only, pure, no allocation.
 #pragma once
 
+#include <absl/status/status.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
-
-#include <absl/status/status.h>
 
 namespace cascade {
 

@@ -1,6 +1,7 @@
 #include "engine/book.hpp"
 
-#include "engine/kernels.hpp"
+#include <absl/container/flat_hash_set.h>
+#include <absl/strings/str_cat.h>
 
 #include <algorithm>
 #include <bit>
@@ -8,8 +9,7 @@
 #include <cmath>
 #include <limits>
 
-#include <absl/container/flat_hash_set.h>
-#include <absl/strings/str_cat.h>
+#include "engine/kernels.hpp"
 
 namespace cascade {
 
@@ -44,10 +44,7 @@ absl::Status book_options::validate() const {
 }
 
 book::book(const market& m, book_options options)
-    : market_(&m),
-      options_(options),
-      classifier_(options.bands),
-      prices_(m.reference_prices()) {
+    : market_(&m), options_(options), classifier_(options.bands), prices_(m.reference_prices()) {
   assert(options_.validate().ok());
   const std::size_t n = m.asset_count();
   seg_begin_.assign(n, 0);
@@ -92,8 +89,7 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
                     " must be a finite number >= 0");
       }
       if (!is_nonnegative_finite(l.debt)) {
-        return fail("leg ", j + 1, " (", sym, "): debt ", l.debt,
-                    " must be a finite number >= 0");
+        return fail("leg ", j + 1, " (", sym, "): debt ", l.debt, " must be a finite number >= 0");
       }
       if (l.collateral > 0.0 && p.params(l.asset) == nullptr) {
         return fail("leg ", j + 1, ": protocol '", p.name, "' does not accept ", sym,
@@ -236,9 +232,9 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
       return absl::InvalidArgumentError(absl::StrCat("tick #", i + 1, ": unknown asset"));
     }
     if (!is_positive_finite(t.price)) {
-      return absl::InvalidArgumentError(absl::StrCat("tick #", i + 1, " (",
-                                                     m.asset(t.asset).symbol, "): price ",
-                                                     t.price, " must be a finite number > 0"));
+      return absl::InvalidArgumentError(absl::StrCat("tick #", i + 1, " (", m.asset(t.asset).symbol,
+                                                     "): price ", t.price,
+                                                     " must be a finite number > 0"));
     }
   }
   coalesced_.clear();
@@ -366,8 +362,8 @@ void book::walk_exact(asset_id a, double new_price, std::vector<crossing>& event
     const double hf = health_of(cells_[r]);
     const band to = classifier_.next(static_cast<band>(b), hf);
     if (to != static_cast<band>(b)) [[unlikely]] {
-      events.push_back({r, protocols_[r], static_cast<band>(b), to, health_of(before), hf, a,
-                        new_price});
+      events.push_back(
+          {r, protocols_[r], static_cast<band>(b), to, health_of(before), hf, a, new_price});
       set_band(r, to);
       ++stats_.crossings;
     }
@@ -399,8 +395,8 @@ void book::scan_all(asset_id cause, double price, std::vector<crossing>* events)
       const band to = classifier_.next(static_cast<band>(was), hf);
       if (to != static_cast<band>(was)) {
         if (events != nullptr) {
-          events->push_back({r, protocols_[r], static_cast<band>(was), to, health_of(before), hf,
-                             cause, price});
+          events->push_back(
+              {r, protocols_[r], static_cast<band>(was), to, health_of(before), hf, cause, price});
         }
         set_band(r, to);
         ++stats_.crossings;

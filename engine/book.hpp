@@ -44,6 +44,9 @@
 // crossing events. No exceptions on bad input: results are absl::Status.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/status/status.h>
+
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -52,9 +55,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
-#include <absl/status/status.h>
 
 #include "engine/bands.hpp"
 #include "engine/ids.hpp"
@@ -136,10 +136,10 @@ struct at_risk_entry {
 };
 
 struct tick_stats {
-  std::uint64_t ticks = 0;          // coalesced ticks that moved a price
-  std::uint64_t walks = 0;          // ticks applied by walking the exposure index
-  std::uint64_t scans = 0;          // ticks applied by a full recompute
-  std::uint64_t anchors = 0;        // walks that recomputed holders exactly
+  std::uint64_t ticks = 0;    // coalesced ticks that moved a price
+  std::uint64_t walks = 0;    // ticks applied by walking the exposure index
+  std::uint64_t scans = 0;    // ticks applied by a full recompute
+  std::uint64_t anchors = 0;  // walks that recomputed holders exactly
   std::uint64_t positions_touched = 0;
   std::uint64_t crossings = 0;
 };
@@ -223,7 +223,9 @@ class book {
   [[nodiscard]] std::span<const double> leg_collateral_column() const { return leg_coll_; }
   [[nodiscard]] std::span<const double> leg_debt_column() const { return leg_debt_; }
   [[nodiscard]] std::span<const std::uint32_t> term_offsets() const { return term_off_; }
-  [[nodiscard]] std::span<const std::uint16_t> collateral_term_counts() const { return term_ncoll_; }
+  [[nodiscard]] std::span<const std::uint16_t> collateral_term_counts() const {
+    return term_ncoll_;
+  }
   [[nodiscard]] std::span<const std::uint16_t> term_assets() const { return term_asset_; }
   [[nodiscard]] std::span<const double> term_coefficients() const { return term_coef_; }
   [[nodiscard]] std::span<const exposure_entry> exposure(asset_id a) const {
@@ -285,8 +287,8 @@ class book {
   std::vector<std::uint32_t> seg_begin_;
   std::vector<std::uint32_t> seg_size_;
   std::vector<std::uint32_t> seg_cap_;
-  std::size_t exposure_holes_ = 0;   // entries left behind by moved segments
-  std::size_t dead_exposure_ = 0;    // entries of tombstoned rows
+  std::size_t exposure_holes_ = 0;  // entries left behind by moved segments
+  std::size_t dead_exposure_ = 0;   // entries of tombstoned rows
 
   // Per asset drift anchors.
   std::vector<std::uint32_t> anchor_count_;

@@ -1,9 +1,9 @@
 #include "engine/curves.hpp"
 
+#include <absl/strings/str_cat.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <absl/strings/str_cat.h>
 
 namespace cascade {
 
@@ -133,8 +133,8 @@ absl::StatusOr<critical_shock> find_critical_shock(const book& b, asset_id a,
                                                    cascade_simulator& sim,
                                                    const critical_shock_options& o) {
   if (!(o.amplification > 1.0 && o.amplification < 1e6)) {
-    return absl::InvalidArgumentError(absl::StrCat("critical shock: amplification ",
-                                                   o.amplification, " must be > 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("critical shock: amplification ", o.amplification, " must be > 1"));
   }
   if (!(o.bad_debt_fraction >= 0.0 && o.bad_debt_fraction < 1.0)) {
     return absl::InvalidArgumentError(absl::StrCat("critical shock: bad_debt_fraction ",
@@ -216,8 +216,8 @@ absl::StatusOr<std::vector<shock>> one_factor_shocks(std::span<const double> bet
     const double s = betas[a] * market_shock;
     if (!(s > -1.0) || !std::isfinite(s)) {
       return absl::InvalidArgumentError(absl::StrCat("one-factor shock: beta ", betas[a],
-                                                     " x market shock ", market_shock,
-                                                     " gives ", s, ", not > -1"));
+                                                     " x market shock ", market_shock, " gives ", s,
+                                                     ", not > -1"));
     }
     out.push_back({asset_id::from_index(a), s});
   }

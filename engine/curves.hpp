@@ -16,13 +16,13 @@
 // input (absl::Status).
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 #include "engine/book.hpp"
 #include "engine/cascade.hpp"
@@ -30,10 +30,10 @@
 namespace cascade {
 
 struct liquidation_point {
-  double drop = 0.0;                     // fraction of the price, in [0, 1)
-  std::uint64_t positions = 0;           // liquidatable positions (debt > 0, HF < 1)
-  double collateral_usd = 0.0;           // their collateral, valued at the dropped price
-  double debt_usd = 0.0;                 // their debt, valued at the dropped price
+  double drop = 0.0;            // fraction of the price, in [0, 1)
+  std::uint64_t positions = 0;  // liquidatable positions (debt > 0, HF < 1)
+  double collateral_usd = 0.0;  // their collateral, valued at the dropped price
+  double debt_usd = 0.0;        // their debt, valued at the dropped price
 };
 
 // One point per drop (each in [0, 1)). Positions that do not hold the asset count at
@@ -42,8 +42,8 @@ struct liquidation_point {
     const book& b, asset_id a, std::span<const double> drops);
 
 struct cascade_point {
-  double shock = 0.0;        // initial drop (positive fraction)
-  double final_drop = 0.0;   // 1 - final price / price before the shock
+  double shock = 0.0;       // initial drop (positive fraction)
+  double final_drop = 0.0;  // 1 - final price / price before the shock
   std::uint32_t rounds = 0;
   std::uint64_t positions_liquidated = 0;
   std::uint64_t positions_insolvent = 0;
@@ -53,20 +53,20 @@ struct cascade_point {
 };
 
 struct critical_shock_options {
-  double amplification = 2.0;   // final drop >= amplification * shock counts as a cascade
+  double amplification = 2.0;       // final drop >= amplification * shock counts as a cascade
   double bad_debt_fraction = 1e-4;  // material bad debt: this share of the book's debt
-  double max_shock = 0.9;       // search range (0, max_shock]
-  double tolerance = 1e-4;      // bisection stops when the bracket is this narrow
+  double max_shock = 0.9;           // search range (0, max_shock]
+  double tolerance = 1e-4;          // bisection stops when the bracket is this narrow
   std::uint32_t max_rounds = 100;
 };
 
 struct critical_shock {
-  std::optional<double> shock;   // nullopt: no cascade up to max_shock
-  double baseline_drop = 0.0;    // final drop of the asset with no shock
+  std::optional<double> shock;  // nullopt: no cascade up to max_shock
+  double baseline_drop = 0.0;   // final drop of the asset with no shock
   double baseline_bad_debt_usd = 0.0;
   double material_bad_debt_usd = 0.0;  // bad debt beyond the baseline that counts
-  bool amplifies = false;        // at `shock`, the cascade amplifies itself
-  bool bad_debt = false;         // at `shock`, it creates bad debt
+  bool amplifies = false;              // at `shock`, the cascade amplifies itself
+  bool bad_debt = false;               // at `shock`, it creates bad debt
   std::uint32_t cascades_run = 0;
 };
 

@@ -1,5 +1,8 @@
 #include "engine/generator.hpp"
 
+#include <absl/strings/ascii.h>
+#include <absl/strings/str_cat.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -10,9 +13,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <absl/strings/ascii.h>
-#include <absl/strings/str_cat.h>
 
 // This file is compiled with -ffp-contract=off (engine/CMakeLists.txt): whether a*b+c
 // becomes one fused multiply-add depends on the target CPU, and the generator promises
@@ -62,10 +62,20 @@ double det_exp(double x) {
   x = std::clamp(x, -700.0, 700.0);
   const double k = std::floor(x * inv_ln2 + 0.5);
   const double r = (x - k * ln2_hi) - k * ln2_lo;
-  constexpr std::array<double, 14> inv_fact{
-      1.0,           1.0,           1.0 / 2,          1.0 / 6,           1.0 / 24,
-      1.0 / 120,     1.0 / 720,     1.0 / 5040,       1.0 / 40320,       1.0 / 362880,
-      1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+  constexpr std::array<double, 14> inv_fact{1.0,
+                                            1.0,
+                                            1.0 / 2,
+                                            1.0 / 6,
+                                            1.0 / 24,
+                                            1.0 / 120,
+                                            1.0 / 720,
+                                            1.0 / 5040,
+                                            1.0 / 40320,
+                                            1.0 / 362880,
+                                            1.0 / 3628800,
+                                            1.0 / 39916800,
+                                            1.0 / 479001600,
+                                            1.0 / 6227020800.0};
   double p = inv_fact.back();
   for (std::size_t n = inv_fact.size() - 1; n-- > 0;) p = inv_fact[n] + r * p;
   return std::ldexp(p, static_cast<int>(k));
@@ -112,7 +122,8 @@ class random_source {
 };
 
 // An index drawn with probability weights[i] / (sum of weights not skipped); weights
-// <= 0 are never drawn; nullopt when nothing is left to draw. Lists are short (assets or protocols of one market).
+// <= 0 are never drawn; nullopt when nothing is left to draw. Lists are short (assets or protocols
+// of one market).
 template <class Skip>
 std::optional<std::size_t> pick(random_source& rng, std::span<const double> weights, Skip skip) {
   const auto out = [&](std::size_t i) { return !(weights[i] > 0.0) || skip(i); };
@@ -138,10 +149,10 @@ std::optional<std::size_t> pick(random_source& rng, std::span<const double> weig
 // Stablecoins by name; anything priced within 2% of $1 counts too. A symbol here that
 // trades far from $1 (a depeg) is still a stablecoin: that is how it is borrowed.
 constexpr std::array<std::string_view, 22> stable_symbols{
-    "USDC", "USDT", "DAI",  "USDS", "LUSD",  "FRAX", "GHO",   "PYUSD", "TUSD",   "USDP", "GUSD",
-    "BUSD", "CRVUSD", "USDE", "DOLA", "SUSD", "MIM", "USDC.E", "USDBC", "FDUSD", "UST", "USDT0"};
+    "USDC", "USDT",   "DAI",  "USDS", "LUSD", "FRAX", "GHO",    "PYUSD", "TUSD",  "USDP", "GUSD",
+    "BUSD", "CRVUSD", "USDE", "DOLA", "SUSD", "MIM",  "USDC.E", "USDBC", "FDUSD", "UST",  "USDT0"};
 // Stablecoins that CDP protocols mint, in order of preference for a cdp's debt.
-constexpr std::array<std::string_view, 6> cdp_stable_symbols{"DAI", "USDS", "GHO",
+constexpr std::array<std::string_view, 6> cdp_stable_symbols{"DAI",  "USDS",   "GHO",
                                                              "LUSD", "CRVUSD", "MIM"};
 // Borrow popularity of the big stablecoins; any other stablecoin gets 0.3.
 double stable_popularity(std::string_view upper_symbol) {
@@ -172,8 +183,8 @@ std::string_view underlying(std::string_view s) {
 
 struct asset_profile {
   bool stable = false;
-  double weight = 1.0;             // popularity as collateral or volatile debt
-  std::optional<asset_id> loop;    // the plain asset a recursive loop borrows against it
+  double weight = 1.0;           // popularity as collateral or volatile debt
+  std::optional<asset_id> loop;  // the plain asset a recursive loop borrows against it
 };
 
 struct protocol_profile {
@@ -182,9 +193,9 @@ struct protocol_profile {
   std::vector<asset_id> collateral;       // accepted assets, by id
   std::vector<double> collateral_weight;  // their weights
   std::vector<bool> collateral_stable;
-  bool can_loop = false;                  // accepts an asset that has a loop partner
-  std::optional<asset_id> sole_debt;      // lends this stablecoin only (Maker, Comet)
-  std::optional<asset_id> quote;          // margin: the settlement stablecoin
+  bool can_loop = false;              // accepts an asset that has a loop partner
+  std::optional<asset_id> sole_debt;  // lends this stablecoin only (Maker, Comet)
+  std::optional<asset_id> quote;      // margin: the settlement stablecoin
 };
 
 struct market_profile {
@@ -207,8 +218,8 @@ bool name_mentions(std::string_view name, std::string_view upper_symbol) {
       ++i;
     }
     std::size_t j = i;
-    while (j < name.size() && (absl::ascii_isalnum(static_cast<unsigned char>(name[j])) ||
-                               name[j] == '.')) {
+    while (j < name.size() &&
+           (absl::ascii_isalnum(static_cast<unsigned char>(name[j])) || name[j] == '.')) {
       ++j;
     }
     if (j > i && absl::AsciiStrToUpper(key(name.substr(i, j - i))) == upper_symbol) return true;
@@ -360,13 +371,13 @@ struct size_shape {
   double sigma;
 };
 constexpr size_shape pooled_size{15'000.0, 2.4};
-constexpr size_shape cdp_size{40'000.0, 2.1};    // Maker's dust floor keeps vaults larger
+constexpr size_shape cdp_size{40'000.0, 2.1};  // Maker's dust floor keeps vaults larger
 constexpr size_shape margin_size{6'000.0, 2.2};
 constexpr size_shape underwater_size{400.0, 1.0};
 constexpr double min_size = 20.0;
 constexpr double max_size = 2e9;  // the largest single DeFi borrowers
 
-constexpr double loop_share = 0.12;          // pooled positions that are recursive loops
+constexpr double loop_share = 0.12;  // pooled positions that are recursive loops
 constexpr double stable_collateral_share = 0.15;
 constexpr double volatile_debt_share = 0.18;  // pooled non-loop positions borrowing non-stables
 constexpr double second_debt_share = 0.20;
@@ -408,8 +419,12 @@ class planner {
   leg_plan plan(const protocol_profile& pp) {
     leg_plan lp;
     switch (pp.kind) {
-      case protocol_kind::margin: plan_margin(pp, lp); break;
-      case protocol_kind::cdp: plan_sole_lender(pp, lp, 1); break;
+      case protocol_kind::margin:
+        plan_margin(pp, lp);
+        break;
+      case protocol_kind::cdp:
+        plan_sole_lender(pp, lp, 1);
+        break;
       case protocol_kind::pooled:
         if (pp.sole_debt) {
           plan_sole_lender(pp, lp, collateral_count(rng_));
@@ -445,8 +460,7 @@ class planner {
   // A debt asset of the wanted class not already held: first among the protocol's own
   // listed assets (what it lends), then market-wide, then the other class. nullopt
   // only when every asset is already held.
-  std::optional<asset_id> choose_debt(const protocol_profile& pp, const leg_plan& lp,
-                                      bool stable) {
+  std::optional<asset_id> choose_debt(const protocol_profile& pp, const leg_plan& lp, bool stable) {
     for (int attempt = 0; attempt < 2; ++attempt) {
       const bool cls = attempt == 0 ? stable : !stable;
       auto listed = pick(rng_, pp.collateral_weight, [&](std::size_t j) {
@@ -456,9 +470,8 @@ class planner {
         if (cls) {
           // Listed stablecoins are borrowed by popularity, not by pool depth.
           auto s = pick(rng_, mp_.stable_weight, [&](std::size_t j) {
-            return lp.holds(mp_.stables[j]) ||
-                   std::find(pp.collateral.begin(), pp.collateral.end(), mp_.stables[j]) ==
-                       pp.collateral.end();
+            return lp.holds(mp_.stables[j]) || std::find(pp.collateral.begin(), pp.collateral.end(),
+                                                         mp_.stables[j]) == pp.collateral.end();
           });
           if (s) return mp_.stables[*s];
         }
@@ -524,11 +537,10 @@ class planner {
     lp.hf = margin_hf;
     lp.size = margin_size;
     const bool quote_is_collateral =
-        pp.quote && std::find(pp.collateral.begin(), pp.collateral.end(), *pp.quote) !=
-                        pp.collateral.end();
-    const bool has_volatile =
-        std::find(pp.collateral_stable.begin(), pp.collateral_stable.end(), false) !=
-        pp.collateral_stable.end();
+        pp.quote &&
+        std::find(pp.collateral.begin(), pp.collateral.end(), *pp.quote) != pp.collateral.end();
+    const bool has_volatile = std::find(pp.collateral_stable.begin(), pp.collateral_stable.end(),
+                                        false) != pp.collateral_stable.end();
     const bool long_side = !quote_is_collateral || (has_volatile && rng_.chance(margin_long_share));
     if (long_side) {
       add_collateral(pp, lp, collateral_count(rng_), false, pp.quote);

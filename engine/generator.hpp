@@ -14,10 +14,10 @@
 // inputs are refused with an absl::Status naming the problem.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 #include "engine/book.hpp"
 #include "engine/market.hpp"

@@ -6,13 +6,13 @@
 // is expected. Header-only, no allocation, usable from any thread.
 #pragma once
 
+#include <absl/strings/string_view.h>
+
 #include <compare>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <string_view>
-
-#include <absl/strings/string_view.h>
 
 namespace cascade {
 

@@ -37,8 +37,10 @@ constexpr std::array<std::uint8_t, 25> lane_masks = [] {
     for (unsigned len = nc; len <= 4; ++len) {
       unsigned bits = 0;
       for (unsigned k = 0; k < 4; ++k) {
-        if (k < nc) bits |= 1u << (2 * k);
-        else if (k < len) bits |= 2u << (2 * k);
+        if (k < nc)
+          bits |= 1u << (2 * k);
+        else if (k < len)
+          bits |= 2u << (2 * k);
       }
       m[nc * 5 + len] = static_cast<std::uint8_t>(bits);
     }
@@ -83,8 +85,8 @@ inline void short_row(const std::uint16_t* asset, const double* coef, const doub
 
 }  // namespace
 
-void recompute_cells(const term_columns& terms, std::span<const double> prices,
-                     std::size_t begin, std::size_t end, health_cell* out) {
+void recompute_cells(const term_columns& terms, std::span<const double> prices, std::size_t begin,
+                     std::size_t end, health_cell* out) {
   const std::uint32_t* off = terms.offsets.data();
   const std::uint16_t* ncoll = terms.ncoll.data();
   const std::uint16_t* asset = terms.assets.data();
@@ -143,8 +145,10 @@ class filter8 {
   }
 
   [[nodiscard]] __mmask8 stays(__m512d v0, __m512d v1, __m512i band) const {
-    const __m512d num = _mm512_permutex2var_pd(v0, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), v1);
-    const __m512d den = _mm512_permutex2var_pd(v0, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), v1);
+    const __m512d num =
+        _mm512_permutex2var_pd(v0, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), v1);
+    const __m512d den =
+        _mm512_permutex2var_pd(v0, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), v1);
     const __m512i idx = _mm512_and_si512(band, _mm512_set1_epi64(3));
     const __m512d lo = _mm512_permutexvar_pd(idx, lo_);
     const __m512d hi = _mm512_permutexvar_pd(idx, hi_);

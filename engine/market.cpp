@@ -1,17 +1,20 @@
 #include "engine/market.hpp"
 
+#include <absl/strings/str_cat.h>
+
 #include <cmath>
 #include <limits>
-
-#include <absl/strings/str_cat.h>
 
 namespace cascade {
 
 std::string_view to_string(protocol_kind k) {
   switch (k) {
-    case protocol_kind::pooled: return "pooled";
-    case protocol_kind::cdp: return "cdp";
-    case protocol_kind::margin: return "margin";
+    case protocol_kind::pooled:
+      return "pooled";
+    case protocol_kind::cdp:
+      return "cdp";
+    case protocol_kind::margin:
+      return "margin";
   }
   return "pooled";
 }
@@ -32,8 +35,8 @@ absl::StatusOr<asset_id> market::add_asset(asset_spec spec) {
     return absl::InvalidArgumentError(absl::StrCat("asset '", spec.symbol, "': too many assets"));
   }
   if (!is_positive_finite(spec.price)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "asset '", spec.symbol, "': price ", spec.price, " must be a finite number > 0"));
+    return absl::InvalidArgumentError(absl::StrCat("asset '", spec.symbol, "': price ", spec.price,
+                                                   " must be a finite number > 0"));
   }
   if (spec.liquidity) {
     const pool& p = *spec.liquidity;
@@ -53,7 +56,8 @@ absl::StatusOr<asset_id> market::add_asset(asset_spec spec) {
   if (spec.derived) {
     const derivation& d = *spec.derived;
     const auto fail = [&](auto&&... parts) {
-      return absl::InvalidArgumentError(absl::StrCat("asset '", spec.symbol, "': derived: ", parts...));
+      return absl::InvalidArgumentError(
+          absl::StrCat("asset '", spec.symbol, "': derived: ", parts...));
     };
     base = find_asset(d.base);
     if (!base) return fail("unknown base asset '", d.base, "' (list it before its derivatives)");

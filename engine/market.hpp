@@ -9,6 +9,10 @@
 // nothing.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -17,10 +21,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
-#include <absl/status/status.h>
-#include <absl/status/statusor.h>
 
 #include "engine/ids.hpp"
 
@@ -45,15 +45,15 @@ struct pool {
 // ratio pool (the ratio falls: a depeg) and, with sell_through, the base units it pays
 // out are sold on into the base's pool; a pegged asset is sold as its base.
 struct derivation {
-  std::string base;                 // symbol of the base asset, added before this one
-  std::optional<pool> ratio_pool;   // none: a fixed peg at price / base price
+  std::string base;                // symbol of the base asset, added before this one
+  std::optional<pool> ratio_pool;  // none: a fixed peg at price / base price
   bool sell_through = true;
 };
 
 struct asset_spec {
   std::string symbol;
-  double price = 0.0;              // reference (oracle) price in USD
-  std::optional<pool> liquidity;   // no pool: sales move no price
+  double price = 0.0;             // reference (oracle) price in USD
+  std::optional<pool> liquidity;  // no pool: sales move no price
   std::optional<derivation> derived;
 };
 
@@ -65,8 +65,8 @@ struct collateral_params {
 struct protocol_spec {
   std::string name;
   protocol_kind kind = protocol_kind::pooled;
-  double close_factor = 0.5;           // in (0, 1]
-  double full_liquidation_hf = 0.95;   // in [0, 1]
+  double close_factor = 0.5;          // in (0, 1]
+  double full_liquidation_hf = 0.95;  // in [0, 1]
   // Collateral parameters by asset symbol. An asset absent here cannot be collateral
   // in this protocol (it may still be borrowed).
   std::vector<std::pair<std::string, collateral_params>> assets;
@@ -83,7 +83,7 @@ struct protocol {
 
   [[nodiscard]] const collateral_params* params(asset_id a) const {
     return a.index() < collateral.size() && collateral[a.index()] ? &*collateral[a.index()]
-                                                                 : nullptr;
+                                                                  : nullptr;
   }
   // The asset's liquidation threshold, or 0 where it is not accepted as collateral.
   [[nodiscard]] double threshold(asset_id a) const {

@@ -71,15 +71,13 @@ std::uint64_t splitmix64(std::uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-double uniform(std::uint64_t& s) {
-  return static_cast<double>(splitmix64(s) >> 11) * 0x1.0p-53;
-}
+double uniform(std::uint64_t& s) { return static_cast<double>(splitmix64(s) >> 11) * 0x1.0p-53; }
 
 // The special assets, in the order they are added to the market.
 enum special : int { rare, mid, common, x20, x30, x40, special_count };
 constexpr double special_share[special_count] = {0.01, 0.10, 0.60, 0.20, 0.30, 0.40};
-constexpr const char* special_symbol[special_count] = {"RARE", "MID", "COMMON", "X20", "X30",
-                                                       "X40"};
+constexpr const char* special_symbol[special_count] = {"RARE", "MID", "COMMON",
+                                                       "X20",  "X30", "X40"};
 constexpr double special_price[special_count] = {5.0, 40000.0, 2000.0, 150.0, 30.0, 0.9};
 
 struct bench_market {
@@ -106,7 +104,9 @@ const bench_market& get_market() {
     for (int p = 0; p < 4; ++p) {
       protocol_spec spec{"P" + std::to_string(p), protocol_kind::pooled, 0.5, 0.95, {}};
       for (std::size_t a = 0; a < symbols.size(); ++a) {
-        const double lt = 0.50 + 0.40 * static_cast<double>((a * 7 + static_cast<std::size_t>(p) * 13) % 17) / 16.0;
+        const double lt =
+            0.50 +
+            0.40 * static_cast<double>((a * 7 + static_cast<std::size_t>(p) * 13) % 17) / 16.0;
         spec.assets.push_back({symbols[a], {lt, 0.05}});
       }
       out.protocols.push_back(*out.m.add_protocol(spec));
@@ -179,9 +179,9 @@ book& bench_book(double scan_fraction) {
   return *books.back().second;
 }
 
-constexpr double auto_scan = 0.30;   // the default scan_fraction
-constexpr double force_walk = 1.0;   // holders never exceed the whole book
-constexpr double force_scan = 0.0;   // every tick recomputes everything
+constexpr double auto_scan = 0.30;  // the default scan_fraction
+constexpr double force_walk = 1.0;  // holders never exceed the whole book
+constexpr double force_scan = 0.0;  // every tick recomputes everything
 
 // Bytes a full recompute reads and writes per row: offset (4), collateral-term count
 // (2), per term asset (2) and coefficient (8), the cell written (16).
@@ -192,12 +192,10 @@ double recompute_bytes_per_row(const book& b) {
 
 template <class Stat>
 void add_spread(Stat* bm) {
-  bm->ComputeStatistics("min", [](const std::vector<double>& v) {
-    return *std::min_element(v.begin(), v.end());
-  });
-  bm->ComputeStatistics("max", [](const std::vector<double>& v) {
-    return *std::max_element(v.begin(), v.end());
-  });
+  bm->ComputeStatistics(
+      "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+  bm->ComputeStatistics(
+      "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
 }
 
 void BM_full_recompute(benchmark::State& state) {
@@ -208,17 +206,17 @@ void BM_full_recompute(benchmark::State& state) {
   }
   const auto rows = static_cast<std::int64_t>(b.rows());
   state.SetItemsProcessed(state.iterations() * rows);
-  state.SetBytesProcessed(static_cast<std::int64_t>(
-      static_cast<double>(state.iterations()) * static_cast<double>(rows) *
-      recompute_bytes_per_row(b)));
+  state.SetBytesProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) *
+                                                    static_cast<double>(rows) *
+                                                    recompute_bytes_per_row(b)));
   state.counters["bytes_per_row"] = recompute_bytes_per_row(b);
 }
 
 // The kernel alone over every row, into a separate cell array.
 void BM_kernel_recompute(benchmark::State& state) {
   book& b = bench_book(auto_scan);
-  const kernels::term_columns terms{b.term_offsets(), b.collateral_term_counts(),
-                                    b.term_assets(), b.term_coefficients()};
+  const kernels::term_columns terms{b.term_offsets(), b.collateral_term_counts(), b.term_assets(),
+                                    b.term_coefficients()};
   std::vector<health_cell> out(b.rows());
   for (auto _ : state) {
     kernels::recompute_cells(terms, b.prices(), 0, b.rows(), out.data());
@@ -234,9 +232,9 @@ void BM_kernel_recompute(benchmark::State& state) {
   }
   const auto rows = static_cast<std::int64_t>(b.rows());
   state.SetItemsProcessed(state.iterations() * rows);
-  state.SetBytesProcessed(static_cast<std::int64_t>(
-      static_cast<double>(state.iterations()) * static_cast<double>(rows) *
-      recompute_bytes_per_row(b)));
+  state.SetBytesProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) *
+                                                    static_cast<double>(rows) *
+                                                    recompute_bytes_per_row(b)));
 }
 
 // The naive baseline: an array of structs with a string id and a heap vector of legs,
@@ -400,18 +398,12 @@ struct tick_case {
 };
 
 constexpr tick_case tick_cases[] = {
-    {"BM_tick_1pct", rare, auto_scan},
-    {"BM_tick_10pct", mid, auto_scan},
-    {"BM_tick_60pct", common, auto_scan},
-    {"BM_tick_1pct_walk", rare, force_walk},
-    {"BM_tick_10pct_walk", mid, force_walk},
-    {"BM_tick_20pct_walk", x20, force_walk},
-    {"BM_tick_30pct_walk", x30, force_walk},
-    {"BM_tick_40pct_walk", x40, force_walk},
-    {"BM_tick_60pct_walk", common, force_walk},
-    {"BM_tick_1pct_scan", rare, force_scan},
-    {"BM_tick_10pct_scan", mid, force_scan},
-    {"BM_tick_60pct_scan", common, force_scan},
+    {"BM_tick_1pct", rare, auto_scan},          {"BM_tick_10pct", mid, auto_scan},
+    {"BM_tick_60pct", common, auto_scan},       {"BM_tick_1pct_walk", rare, force_walk},
+    {"BM_tick_10pct_walk", mid, force_walk},    {"BM_tick_20pct_walk", x20, force_walk},
+    {"BM_tick_30pct_walk", x30, force_walk},    {"BM_tick_40pct_walk", x40, force_walk},
+    {"BM_tick_60pct_walk", common, force_walk}, {"BM_tick_1pct_scan", rare, force_scan},
+    {"BM_tick_10pct_scan", mid, force_scan},    {"BM_tick_60pct_scan", common, force_scan},
 };
 
 int register_all() {

@@ -61,7 +61,8 @@ struct fixture {
     for (std::size_t a = 0; a < mkt.asset_count(); ++a) {
       if (!mkt.assets()[a].liquidity) continue;
       double v = 0.0;
-      for (const exposure_entry& e : b->exposure(asset_id::from_index(a))) v += e.weighted_collateral;
+      for (const exposure_entry& e : b->exposure(asset_id::from_index(a)))
+        v += e.weighted_collateral;
       v *= b->prices()[a];
       if (v > best) {
         best = v;

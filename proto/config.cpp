@@ -1,12 +1,12 @@
 #include "proto/config.hpp"
 
+#include <absl/strings/str_cat.h>
+#include <toml++/toml.h>
+
 #include <array>
 #include <cmath>
 #include <filesystem>
 #include <limits>
-
-#include <absl/strings/str_cat.h>
-#include <toml++/toml.h>
 
 #include "proto/input_error.hpp"
 
@@ -16,16 +16,26 @@ namespace {
 
 std::string_view type_name(toml::node_type t) {
   switch (t) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    case toml::node_type::none: break;
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -94,7 +104,8 @@ absl::Status config_decoder::check_keys(const toml::table& t, std::string_view p
         detail::append(&expected, expected.empty() ? "" : ", ", name);
       }
       return fail(v, join(path, k.str()),
-                  detail::cat("unknown key ", detail::quoted(k.str()), " (expected one of: ", expected, ")"));
+                  detail::cat("unknown key ", detail::quoted(k.str()),
+                              " (expected one of: ", expected, ")"));
     }
   }
   return absl::OkStatus();
@@ -103,7 +114,8 @@ absl::Status config_decoder::check_keys(const toml::table& t, std::string_view p
 absl::Status config_decoder::require(const toml::table& t, std::string_view path,
                                      std::initializer_list<std::string_view> keys) const {
   for (const std::string_view k : keys) {
-    if (!t.contains(k)) return fail(t, path, detail::cat("missing required key ", detail::quoted(k)));
+    if (!t.contains(k))
+      return fail(t, path, detail::cat("missing required key ", detail::quoted(k)));
   }
   return absl::OkStatus();
 }
@@ -111,7 +123,8 @@ absl::Status config_decoder::require(const toml::table& t, std::string_view path
 absl::Status config_decoder::as_table(const toml::node& n, std::string_view path,
                                       const toml::table*& out) const {
   out = n.as_table();
-  if (out == nullptr) return fail(n, path, detail::cat("expected a table, got ", type_name(n.type())));
+  if (out == nullptr)
+    return fail(n, path, detail::cat("expected a table, got ", type_name(n.type())));
   return absl::OkStatus();
 }
 
@@ -139,7 +152,8 @@ absl::Status config_decoder::read_float(const toml::node& n, std::string_view pa
 absl::Status config_decoder::read_int(const toml::node& n, std::string_view path,
                                       std::int64_t& out) const {
   const auto* i = n.as_integer();
-  if (i == nullptr) return fail(n, path, detail::cat("expected an integer, got ", type_name(n.type())));
+  if (i == nullptr)
+    return fail(n, path, detail::cat("expected an integer, got ", type_name(n.type())));
   out = i->get();
   return absl::OkStatus();
 }
@@ -147,7 +161,8 @@ absl::Status config_decoder::read_int(const toml::node& n, std::string_view path
 absl::Status config_decoder::read_string(const toml::node& n, std::string_view path,
                                          std::string& out) const {
   const auto* s = n.as_string();
-  if (s == nullptr) return fail(n, path, detail::cat("expected a string, got ", type_name(n.type())));
+  if (s == nullptr)
+    return fail(n, path, detail::cat("expected a string, got ", type_name(n.type())));
   out = s->get();
   return absl::OkStatus();
 }
@@ -238,8 +253,8 @@ absl::Status config_decoder::decode_book(const toml::node& n, book_options& out)
 absl::Status config_decoder::decode_positions(const toml::node& n, positions_source& out) const {
   const toml::table* t = nullptr;
   if (auto s = as_table(n, "positions", t); !s.ok()) return s;
-  if (auto s = check_keys(*t, "positions",
-                          std::array<std::string_view, 3>{"file", "generate", "seed"});
+  if (auto s =
+          check_keys(*t, "positions", std::array<std::string_view, 3>{"file", "generate", "seed"});
       !s.ok()) {
     return s;
   }
@@ -247,8 +262,9 @@ absl::Status config_decoder::decode_positions(const toml::node& n, positions_sou
   const toml::node* generate = t->get("generate");
   if ((file == nullptr) == (generate == nullptr)) {
     return fail(*t, "positions",
-                file != nullptr ? "give either file or generate, not both"
-                                : "missing a source: give file = \"positions.csv\" or generate = N");
+                file != nullptr
+                    ? "give either file or generate, not both"
+                    : "missing a source: give file = \"positions.csv\" or generate = N");
   }
   if (file != nullptr) {
     std::string f;
@@ -317,15 +333,16 @@ absl::Status config_decoder::decode_assets(const toml::node& n, config& out) con
     const std::string path = detail::cat("assets[", i, "]");
     const toml::table* t = nullptr;
     if (auto s = as_table(*arr->get(i), path, t); !s.ok()) return s;
-    if (auto s = check_keys(*t, path,
-                            std::array<std::string_view, 5>{"symbol", "price", "pool", "derived",
-                                                            "beta"});
+    if (auto s = check_keys(
+            *t, path,
+            std::array<std::string_view, 5>{"symbol", "price", "pool", "derived", "beta"});
         !s.ok()) {
       return s;
     }
     if (auto s = require(*t, path, {"symbol", "price"}); !s.ok()) return s;
     asset_spec spec;
-    if (auto s = read_string(*t->get("symbol"), join(path, "symbol"), spec.symbol); !s.ok()) return s;
+    if (auto s = read_string(*t->get("symbol"), join(path, "symbol"), spec.symbol); !s.ok())
+      return s;
     if (auto s = read_float(*t->get("price"), join(path, "price"), spec.price); !s.ok()) return s;
     if (const toml::node* pool_node = t->get("pool")) {
       if (auto s = decode_pool(*pool_node, join(path, "pool"), spec.liquidity.emplace()); !s.ok()) {
@@ -344,7 +361,8 @@ absl::Status config_decoder::decode_assets(const toml::node& n, config& out) con
       if (!std::isfinite(beta)) return fail(*b, join(path, "beta"), "beta must be a finite number");
     }
     if (auto r = out.mkt.add_asset(spec); !r.ok()) {
-      const std::string sub = detail::fault_path(detail::locate_asset_fault(out.mkt, spec), nullptr);
+      const std::string sub =
+          detail::fault_path(detail::locate_asset_fault(out.mkt, spec), nullptr);
       return fail_at_path(sub.empty() ? path : detail::cat(path, ".", sub), *t,
                           detail::text(r.status()));
     }
@@ -379,7 +397,8 @@ absl::Status config_decoder::decode_protocols(const toml::node& n, market& m) co
     const auto parsed = parse_protocol_kind(kind);
     if (!parsed) {
       return fail(kind_node, join(path, "kind"),
-                  detail::cat("unknown protocol kind ", detail::quoted(kind), " (expected pooled, cdp or margin)"));
+                  detail::cat("unknown protocol kind ", detail::quoted(kind),
+                              " (expected pooled, cdp or margin)"));
     }
     spec.kind = *parsed;
     if (auto s = read_float(*t->get("close_factor"), join(path, "close_factor"), spec.close_factor);
@@ -399,17 +418,17 @@ absl::Status config_decoder::decode_protocols(const toml::node& n, market& m) co
         const std::string entry_path = join(assets_path, symbol.str());
         const toml::table* et = nullptr;
         if (auto s = as_table(entry, entry_path, et); !s.ok()) return s;
-        if (auto s = check_keys(*et, entry_path,
-                                std::array<std::string_view, 2>{"liquidation_threshold",
-                                                                "liquidation_bonus"});
+        if (auto s = check_keys(
+                *et, entry_path,
+                std::array<std::string_view, 2>{"liquidation_threshold", "liquidation_bonus"});
             !s.ok()) {
           return s;
         }
         if (auto s = require(*et, entry_path, {"liquidation_threshold"}); !s.ok()) return s;
         collateral_params params;
-        if (auto s = read_float(*et->get("liquidation_threshold"),
-                                join(entry_path, "liquidation_threshold"),
-                                params.liquidation_threshold);
+        if (auto s =
+                read_float(*et->get("liquidation_threshold"),
+                           join(entry_path, "liquidation_threshold"), params.liquidation_threshold);
             !s.ok()) {
           return s;
         }
@@ -438,7 +457,8 @@ absl::StatusOr<config> config_decoder::run() {
   if (auto s = check_keys(root_, "", sections); !s.ok()) return s;
   for (const std::string_view k : {"positions", "assets", "protocols"}) {
     if (!root_.contains(k)) {
-      return detail::input_error(source_, 0, "", detail::cat("missing required section ", detail::quoted(k)));
+      return detail::input_error(source_, 0, "",
+                                 detail::cat("missing required section ", detail::quoted(k)));
     }
   }
   config out;
@@ -452,7 +472,8 @@ absl::StatusOr<config> config_decoder::run() {
   if (const toml::node* n = root_.get("book")) {
     if (auto s = decode_book(*n, out.book); !s.ok()) return s;
   }
-  if (auto s = out.book.validate(); !s.ok()) return detail::input_error(source_, 0, "", detail::text(s));
+  if (auto s = out.book.validate(); !s.ok())
+    return detail::input_error(source_, 0, "", detail::text(s));
   if (auto s = decode_positions(*root_.get("positions"), out.positions); !s.ok()) return s;
   if (auto s = decode_assets(*root_.get("assets"), out); !s.ok()) return s;
   if (auto s = decode_protocols(*root_.get("protocols"), out.mkt); !s.ok()) return s;

@@ -13,12 +13,12 @@
 // caught here, so nothing but std::bad_alloc escapes. They allocate.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 #include "engine/book.hpp"
 #include "engine/market.hpp"
@@ -30,7 +30,7 @@ inline constexpr std::uint64_t max_generated_positions = 100'000'000;
 
 // Exactly one of `file` and `generate` is set.
 struct positions_source {
-  std::string file;  // CSV path, resolved against the config file's directory
+  std::string file;            // CSV path, resolved against the config file's directory
   std::uint64_t generate = 0;  // synthetic book size, in [1, max_generated_positions]
   std::uint64_t seed = 42;
 };

@@ -5,9 +5,9 @@
 // allocates like any config. Any thread.
 #pragma once
 
-#include <string_view>
-
 #include <absl/status/statusor.h>
+
+#include <string_view>
 
 #include "proto/config.hpp"
 

@@ -1,15 +1,14 @@
 #include "proto/input_error.hpp"
 
+#include <absl/strings/str_cat.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
-
-#include <sys/stat.h>
-
-#include <absl/strings/str_cat.h>
 
 namespace cascade::proto::detail {
 
@@ -54,8 +53,8 @@ absl::Status input_error(std::string_view source, std::size_t line, std::string_
 
 std::size_t line_of(std::string_view text, std::size_t offset) {
   offset = std::min(offset, text.size());
-  return 1 + static_cast<std::size_t>(
-                 std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
+  return 1 + static_cast<std::size_t>(std::count(
+                 text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
 }
 
 std::string quoted(std::string_view s) {
@@ -79,12 +78,11 @@ std::string quoted(std::string_view s) {
 
 std::string path_key(std::string_view key) {
   constexpr std::size_t max_plain = 64;
-  const bool plain = !key.empty() && key.size() <= max_plain &&
-                     std::all_of(key.begin(), key.end(), [](char c) {
-                       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '$' ||
-                              c == '@' || c == ':' || c == '/';
-                     });
+  const bool plain =
+      !key.empty() && key.size() <= max_plain && std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-' || c == '$' || c == '@' || c == ':' || c == '/';
+      });
   return plain ? std::string(key) : quoted(key);
 }
 
@@ -121,9 +119,9 @@ spec_fault locate_protocol_fault(const market& m, const protocol_spec& spec) {
   }
   for (std::size_t i = 0; i < spec.assets.size(); ++i) {
     const auto& [symbol, params] = spec.assets[i];
-    const bool repeated = std::any_of(spec.assets.begin(),
-                                      spec.assets.begin() + static_cast<std::ptrdiff_t>(i),
-                                      [&](const auto& e) { return e.first == symbol; });
+    const bool repeated =
+        std::any_of(spec.assets.begin(), spec.assets.begin() + static_cast<std::ptrdiff_t>(i),
+                    [&](const auto& e) { return e.first == symbol; });
     if (!m.find_asset(symbol) || repeated) return {spec_field::collateral_entry, i};
     if (!(params.liquidation_threshold > 0.0 && params.liquidation_threshold <= 1.0)) {
       return {spec_field::liquidation_threshold, i};
@@ -137,23 +135,37 @@ spec_fault locate_protocol_fault(const market& m, const protocol_spec& spec) {
 
 std::string fault_path(const spec_fault& f, const protocol_spec* p) {
   const auto entry = [&] {
-    return p != nullptr && f.entry < p->assets.size() ? cat("assets.", path_key(p->assets[f.entry].first))
-                                                      : std::string("assets");
+    return p != nullptr && f.entry < p->assets.size()
+               ? cat("assets.", path_key(p->assets[f.entry].first))
+               : std::string("assets");
   };
   switch (f.field) {
-    case spec_field::none: return {};
-    case spec_field::symbol: return "symbol";
-    case spec_field::price: return "price";
-    case spec_field::pool: return "pool";
-    case spec_field::derived: return "derived";
-    case spec_field::derived_base: return "derived.base";
-    case spec_field::ratio_pool: return "derived.ratio_pool";
-    case spec_field::name: return "name";
-    case spec_field::close_factor: return "close_factor";
-    case spec_field::full_liquidation_hf: return "full_liquidation_hf";
-    case spec_field::collateral_entry: return entry();
-    case spec_field::liquidation_threshold: return cat(entry(), ".liquidation_threshold");
-    case spec_field::liquidation_bonus: return cat(entry(), ".liquidation_bonus");
+    case spec_field::none:
+      return {};
+    case spec_field::symbol:
+      return "symbol";
+    case spec_field::price:
+      return "price";
+    case spec_field::pool:
+      return "pool";
+    case spec_field::derived:
+      return "derived";
+    case spec_field::derived_base:
+      return "derived.base";
+    case spec_field::ratio_pool:
+      return "derived.ratio_pool";
+    case spec_field::name:
+      return "name";
+    case spec_field::close_factor:
+      return "close_factor";
+    case spec_field::full_liquidation_hf:
+      return "full_liquidation_hf";
+    case spec_field::collateral_entry:
+      return entry();
+    case spec_field::liquidation_threshold:
+      return cat(entry(), ".liquidation_threshold");
+    case spec_field::liquidation_bonus:
+      return cat(entry(), ".liquidation_bonus");
   }
   return {};
 }

@@ -8,16 +8,16 @@
 // throw nothing but std::bad_alloc.
 #pragma once
 
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+#include <absl/strings/str_cat.h>
+#include <absl/strings/string_view.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <type_traits>
-
-#include <absl/status/status.h>
-#include <absl/status/statusor.h>
-#include <absl/strings/str_cat.h>
-#include <absl/strings/string_view.h>
 
 #include "engine/market.hpp"
 
@@ -76,15 +76,15 @@ enum class spec_field : std::uint8_t {
   symbol,
   price,
   pool,
-  derived,               // the asset's derived table as a whole
-  derived_base,          // derived.base: unknown, or itself derived
-  ratio_pool,            // derived.ratio_pool: bad reserves, or a ratio off the prices
+  derived,       // the asset's derived table as a whole
+  derived_base,  // derived.base: unknown, or itself derived
+  ratio_pool,    // derived.ratio_pool: bad reserves, or a ratio off the prices
   name,
   close_factor,
   full_liquidation_hf,
-  collateral_entry,      // protocol assets.SYMBOL: unknown or repeated asset
-  liquidation_threshold, // protocol assets.SYMBOL.liquidation_threshold
-  liquidation_bonus,     // protocol assets.SYMBOL.liquidation_bonus
+  collateral_entry,       // protocol assets.SYMBOL: unknown or repeated asset
+  liquidation_threshold,  // protocol assets.SYMBOL.liquidation_threshold
+  liquidation_bonus,      // protocol assets.SYMBOL.liquidation_bonus
 };
 
 struct spec_fault {

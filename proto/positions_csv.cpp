@@ -1,15 +1,15 @@
 #include "proto/positions_csv.hpp"
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <absl/strings/str_cat.h>
+
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstring>
 #include <ostream>
 #include <system_error>
-
-#include <absl/container/flat_hash_map.h>
-#include <absl/container/flat_hash_set.h>
-#include <absl/strings/str_cat.h>
 
 #include "proto/input_error.hpp"
 
@@ -26,7 +26,8 @@ constexpr std::string_view expected_columns =
 
 // Splits off the next line of [p, end), without its line end ("\n" or "\r\n").
 std::string_view next_line(const char*& p, const char* end) {
-  const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+  const char* nl =
+      static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
   const char* line_end = nl != nullptr ? nl : end;
   std::string_view line(p, static_cast<std::size_t>(line_end - p));
   p = nl != nullptr ? nl + 1 : end;
@@ -52,8 +53,8 @@ class csv_parser {
     return detail::input_error(source_, line_no_, "", reason);
   }
   [[nodiscard]] absl::Status fail(column c, std::string_view reason) const {
-    return detail::input_error(source_, line_no_,
-                               detail::cat("column '", column_names[c], "'"), reason);
+    return detail::input_error(source_, line_no_, detail::cat("column '", column_names[c], "'"),
+                               reason);
   }
   absl::Status read_header(std::string_view line);
   absl::Status read_row(std::string_view line);
@@ -103,7 +104,8 @@ absl::Status csv_parser::read_header(std::string_view line) {
   }
   for (std::size_t c = 0; c < col_owner; ++c) {
     if (!seen[c]) {
-      return fail(detail::cat("missing column ", detail::quoted(column_names[c]), ": ", expected_columns));
+      return fail(
+          detail::cat("missing column ", detail::quoted(column_names[c]), ": ", expected_columns));
     }
   }
   has_owner_ = seen[col_owner];
@@ -118,9 +120,11 @@ absl::Status csv_parser::read_amount(column c, std::string_view field, double& o
   if (ec == std::errc::result_out_of_range) {
     return fail(c, detail::cat(detail::quoted(field), " is out of the range of a double"));
   }
-  if (ec != std::errc() || ptr != last) return fail(c, detail::cat(detail::quoted(field), " is not a number"));
+  if (ec != std::errc() || ptr != last)
+    return fail(c, detail::cat(detail::quoted(field), " is not a number"));
   if (!is_nonnegative_finite(out)) {
-    return fail(c, detail::cat(detail::quoted(field), " is not allowed: amounts must be finite numbers >= 0"));
+    return fail(c, detail::cat(detail::quoted(field),
+                               " is not allowed: amounts must be finite numbers >= 0"));
   }
   return absl::OkStatus();
 }
@@ -134,7 +138,8 @@ absl::Status csv_parser::read_row(std::string_view line) {
   const char* q = line.data();
   const char* const end = q + line.size();
   for (std::size_t k = 0; k + 1 < field_count_; ++k) {
-    const char* comma = static_cast<const char*>(std::memchr(q, ',', static_cast<std::size_t>(end - q)));
+    const char* comma =
+        static_cast<const char*>(std::memchr(q, ',', static_cast<std::size_t>(end - q)));
     if (comma == nullptr) {
       return fail(detail::cat("the row has ", k + 1, " fields, the header ", field_count_));
     }
@@ -143,7 +148,8 @@ absl::Status csv_parser::read_row(std::string_view line) {
   }
   const std::string_view tail(q, static_cast<std::size_t>(end - q));
   if (tail.find(',') != std::string_view::npos) {
-    return fail(detail::cat("the row has ", count_fields(line), " fields, the header ", field_count_));
+    return fail(
+        detail::cat("the row has ", count_fields(line), " fields, the header ", field_count_));
   }
   f[field_column_[field_count_ - 1]] = tail;
 
@@ -152,7 +158,8 @@ absl::Status csv_parser::read_row(std::string_view line) {
 
   if (f[col_protocol] != last_protocol_ || !last_protocol_id_.valid()) {
     const auto p = market_.find_protocol(f[col_protocol]);
-    if (!p) return fail(col_protocol, detail::cat("unknown protocol ", detail::quoted(f[col_protocol])));
+    if (!p)
+      return fail(col_protocol, detail::cat("unknown protocol ", detail::quoted(f[col_protocol])));
     last_protocol_ = f[col_protocol];
     last_protocol_id_ = *p;
   }
@@ -171,8 +178,9 @@ absl::Status csv_parser::read_row(std::string_view line) {
   if (auto s = read_amount(col_debt, f[col_debt], l.debt); !s.ok()) return s;
   const protocol& proto = market_.get_protocol(pid);
   if (l.collateral > 0.0 && proto.params(aid) == nullptr) {
-    return fail(col_collateral, detail::cat("protocol ", detail::quoted(proto.name), " does not accept ",
-                                             detail::quoted(f[col_asset]), " as collateral"));
+    return fail(col_collateral,
+                detail::cat("protocol ", detail::quoted(proto.name), " does not accept ",
+                            detail::quoted(f[col_asset]), " as collateral"));
   }
 
   const std::string_view owner = f[col_owner];
@@ -193,12 +201,13 @@ absl::Status csv_parser::read_row(std::string_view line) {
   if (p.protocol != pid) {
     return fail(col_protocol,
                 detail::cat("position ", detail::quoted(id), " is in protocol ",
-                             detail::quoted(market_.get_protocol(p.protocol).name), " on line ",
-                             first_line_[slot], ", not ", detail::quoted(f[col_protocol])));
+                            detail::quoted(market_.get_protocol(p.protocol).name), " on line ",
+                            first_line_[slot], ", not ", detail::quoted(f[col_protocol])));
   }
   if (p.owner != owner) {
-    return fail(col_owner, detail::cat("position ", detail::quoted(id), " has owner ", detail::quoted(p.owner),
-                                        " on line ", first_line_[slot], ", not ", detail::quoted(owner)));
+    return fail(col_owner,
+                detail::cat("position ", detail::quoted(id), " has owner ", detail::quoted(p.owner),
+                            " on line ", first_line_[slot], ", not ", detail::quoted(owner)));
   }
   p.legs.push_back(l);
   return absl::OkStatus();
@@ -245,7 +254,7 @@ std::string unwritable(const position_input& p, const market& m) {
     }
     if (l.collateral > 0.0 && proto.params(l.asset) == nullptr) {
       return detail::cat("leg ", j + 1, ": protocol '", proto.name, "' does not accept ",
-                          m.asset(l.asset).symbol, " as collateral");
+                         m.asset(l.asset).symbol, " as collateral");
     }
   }
   return {};
@@ -272,7 +281,8 @@ absl::StatusOr<bool> check_writable(std::span<const position_input> positions, c
 }
 
 void append_header(std::string& out, bool owners) {
-  out += owners ? "id,protocol,asset,collateral,debt,owner\n" : "id,protocol,asset,collateral,debt\n";
+  out +=
+      owners ? "id,protocol,asset,collateral,debt,owner\n" : "id,protocol,asset,collateral,debt\n";
 }
 
 void append_number(std::string& out, double v) {

@@ -17,14 +17,14 @@
 // std::bad_alloc.
 #pragma once
 
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
 #include <iosfwd>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <absl/status/status.h>
-#include <absl/status/statusor.h>
 
 #include "engine/book.hpp"
 #include "engine/market.hpp"

@@ -38,8 +38,8 @@ std::optional<double> number(std::string_view s) {
 absl::StatusOr<price_series> parse_price_series(std::string_view text, std::string_view source,
                                                 std::optional<int> decimals) {
   if (decimals && (*decimals < 0 || *decimals > 30)) {
-    return detail::input_error(source, 0, "", detail::cat("decimals ", *decimals,
-                                                           " is outside [0, 30]"));
+    return detail::input_error(source, 0, "",
+                               detail::cat("decimals ", *decimals, " is outside [0, 30]"));
   }
   std::vector<std::string_view> lines;
   for (std::size_t start = 0; start < text.size();) {
@@ -88,9 +88,8 @@ absl::StatusOr<price_series> parse_price_series(std::string_view text, std::stri
   for (std::size_t i = 1; i < lines.size(); ++i) {
     const auto fields = split(lines[i]);
     if (fields.size() != header.size()) {
-      return detail::input_error(source, i + 1, "",
-                                 detail::cat(fields.size(), " fields, the header has ",
-                                             header.size()));
+      return detail::input_error(
+          source, i + 1, "", detail::cat(fields.size(), " fields, the header has ", header.size()));
     }
     const auto ts = number(fields[ts_col]);
     if (!ts) {
@@ -100,9 +99,9 @@ absl::StatusOr<price_series> parse_price_series(std::string_view text, std::stri
     if (update_col && *ts == 0.0) continue;  // a round that never completed
     const auto price = number(fields[price_col]);
     if (!price || !(*price > 0.0)) {
-      return detail::input_error(source, i + 1, detail::cat("column '", header[price_col], "'"),
-                                 detail::cat(detail::quoted(fields[price_col]),
-                                             " is not a number > 0"));
+      return detail::input_error(
+          source, i + 1, detail::cat("column '", header[price_col], "'"),
+          detail::cat(detail::quoted(fields[price_col]), " is not a number > 0"));
     }
     out.points.push_back({*ts * ts_scale, *price});
   }

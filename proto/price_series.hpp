@@ -9,12 +9,12 @@
 // line and the column.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 namespace cascade::proto {
 
@@ -28,8 +28,9 @@ struct price_series {
   std::vector<price_point> points;
 };
 
-[[nodiscard]] absl::StatusOr<price_series> parse_price_series(
-    std::string_view text, std::string_view source, std::optional<int> decimals = {});
+[[nodiscard]] absl::StatusOr<price_series> parse_price_series(std::string_view text,
+                                                              std::string_view source,
+                                                              std::optional<int> decimals = {});
 [[nodiscard]] absl::StatusOr<price_series> load_price_series(const std::string& path,
                                                              std::optional<int> decimals = {});
 

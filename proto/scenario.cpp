@@ -1,13 +1,13 @@
 #include "proto/scenario.hpp"
 
+#include <absl/container/flat_hash_set.h>
+#include <absl/strings/str_cat.h>
+#include <simdjson.h>
+
 #include <array>
 #include <cmath>
 #include <optional>
 #include <utility>
-
-#include <absl/container/flat_hash_set.h>
-#include <absl/strings/str_cat.h>
-#include <simdjson.h>
 
 #include "proto/input_error.hpp"
 
@@ -22,12 +22,18 @@ constexpr std::size_t max_unknown_depth = 64;
 
 std::string_view type_name(od::json_type t) {
   switch (t) {
-    case od::json_type::array: return "an array";
-    case od::json_type::object: return "an object";
-    case od::json_type::number: return "a number";
-    case od::json_type::string: return "a string";
-    case od::json_type::boolean: return "a boolean";
-    case od::json_type::null: return "null";
+    case od::json_type::array:
+      return "an array";
+    case od::json_type::object:
+      return "an object";
+    case od::json_type::number:
+      return "a number";
+    case od::json_type::string:
+      return "a string";
+    case od::json_type::boolean:
+      return "a boolean";
+    case od::json_type::null:
+      return "null";
   }
   return "a value";
 }
@@ -272,24 +278,30 @@ absl::Status decoder::json_error(simdjson::error_code e) {
     at = static_cast<std::size_t>(p - text_.data());
   }
   switch (e) {
-    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT: return structure_error();
+    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT:
+      return structure_error();
     case simdjson::TAPE_ERROR:
       return fail(at,
                   "malformed JSON: a missing or extra comma, colon, bracket or brace, or an "
                   "invalid literal");
     case simdjson::UNCLOSED_STRING:
       return fail_path(text_.size(), "", "truncated JSON: a string is opened but never closed");
-    case simdjson::STRING_ERROR: return fail(at, "malformed JSON: an invalid escape in a string");
+    case simdjson::STRING_ERROR:
+      return fail(at, "malformed JSON: an invalid escape in a string");
     case simdjson::UNESCAPED_CHARS:
       return fail(at, "malformed JSON: a control character inside a string must be escaped");
-    case simdjson::UTF8_ERROR: return fail(at, "the input is not valid UTF-8");
-    case simdjson::DEPTH_ERROR: return fail(at, "malformed JSON: nested too deeply");
-    case simdjson::EMPTY: return fail_path(0, "", "empty document: expected a JSON object");
+    case simdjson::UTF8_ERROR:
+      return fail(at, "the input is not valid UTF-8");
+    case simdjson::DEPTH_ERROR:
+      return fail(at, "malformed JSON: nested too deeply");
+    case simdjson::EMPTY:
+      return fail_path(0, "", "empty document: expected a JSON object");
     case simdjson::N_ATOM_ERROR:
     case simdjson::T_ATOM_ERROR:
     case simdjson::F_ATOM_ERROR:
       return fail(at, "malformed JSON: an invalid literal (expected true, false or null)");
-    default: return fail(at, detail::cat("malformed JSON: ", simdjson::error_message(e)));
+    default:
+      return fail(at, detail::cat("malformed JSON: ", simdjson::error_message(e)));
   }
 }
 
@@ -363,8 +375,7 @@ absl::Status decoder::check_value(od::value& v, std::size_t depth) {
   od::json_type t{};
   if (const auto e = v.type().get(t)) return json_error(e);
   // The walk recurses: bound it, so a hostile body cannot exhaust the stack.
-  if (depth >= max_unknown_depth &&
-      (t == od::json_type::array || t == od::json_type::object)) {
+  if (depth >= max_unknown_depth && (t == od::json_type::array || t == od::json_type::object)) {
     return fail(at, detail::cat("nested more than ", max_unknown_depth, " levels deep"));
   }
   switch (t) {
@@ -376,8 +387,8 @@ absl::Status decoder::check_value(od::value& v, std::size_t depth) {
     case od::json_type::object: {
       od::object obj;
       if (const auto e = v.get_object().get(obj)) return json_error(e);
-      return for_each_field(obj,
-                            [&](std::string_view, od::value& x) { return check_value(x, depth + 1); });
+      return for_each_field(
+          obj, [&](std::string_view, od::value& x) { return check_value(x, depth + 1); });
     }
     case od::json_type::number: {
       double d = 0.0;
@@ -447,11 +458,17 @@ absl::Status decoder::decode(od::document& doc) {
     if (i == known) return check_value(v);
     if (!keys.mark(i)) return repeated(where(v), k);
     switch (i) {
-      case assets: return decode_assets(v);
-      case protocols: return decode_protocols(v);
-      case positions: has_positions_ = true; return decode_positions(v);
-      case shocks: return decode_shocks(v);
-      default: return decode_max_rounds(v);
+      case assets:
+        return decode_assets(v);
+      case protocols:
+        return decode_protocols(v);
+      case positions:
+        has_positions_ = true;
+        return decode_positions(v);
+      case shocks:
+        return decode_shocks(v);
+      default:
+        return decode_max_rounds(v);
     }
   });
   if (!status.ok()) return status;
@@ -492,12 +509,14 @@ absl::Status decoder::decode_asset(od::value& v) {
         a.spec.symbol = s;
         return absl::OkStatus();
       }
-      case price: return read_number(x, a.spec.price, a.at_price);
+      case price:
+        return read_number(x, a.spec.price, a.at_price);
       case pool_key: {
         a.at_pool = where(x);
         return decode_pool(x, a.spec.liquidity.emplace());
       }
-      default: return decode_derived(x, a);
+      default:
+        return decode_derived(x, a);
     }
   });
   if (!status.ok()) return status;
@@ -591,14 +610,17 @@ absl::Status decoder::decode_protocol(od::value& v) {
         const auto parsed = parse_protocol_kind(s);
         if (!parsed) {
           return fail(at, detail::cat("unknown protocol kind ", detail::quoted(s),
-                                       " (expected pooled, cdp or margin)"));
+                                      " (expected pooled, cdp or margin)"));
         }
         p.spec.kind = *parsed;
         return absl::OkStatus();
       }
-      case close_factor: return read_number(x, p.spec.close_factor, p.at_close_factor);
-      case full_hf: return read_number(x, p.spec.full_liquidation_hf, p.at_full_hf);
-      default: return decode_collateral(x, p);
+      case close_factor:
+        return read_number(x, p.spec.close_factor, p.at_close_factor);
+      case full_hf:
+        return read_number(x, p.spec.full_liquidation_hf, p.at_full_hf);
+      default:
+        return decode_collateral(x, p);
     }
   });
   if (!status.ok()) return status;
@@ -660,7 +682,8 @@ absl::Status decoder::decode_position(od::value& v) {
         if (p.id.empty()) return fail(p.at_id, "the id is empty");
         return absl::OkStatus();
       }
-      case protocol_key: return read_string(x, p.protocol, p.at_protocol);
+      case protocol_key:
+        return read_string(x, p.protocol, p.at_protocol);
       case owner: {
         std::size_t ignored = 0;
         return read_string(x, p.owner, ignored);
@@ -694,9 +717,12 @@ absl::Status decoder::decode_leg(od::value& v) {
     if (!keys.mark(i)) return repeated(where(x), k);
     std::size_t ignored = 0;
     switch (i) {
-      case asset: return read_string(x, l.asset, l.at_asset);
-      case collateral: return read_amount(x, l.collateral, ignored);
-      default: return read_amount(x, l.debt, ignored);
+      case asset:
+        return read_string(x, l.asset, l.at_asset);
+      case collateral:
+        return read_amount(x, l.collateral, ignored);
+      default:
+        return read_amount(x, l.debt, ignored);
     }
   });
   if (!status.ok()) return status;
@@ -714,7 +740,7 @@ absl::Status decoder::decode_shocks(od::value& v) {
     if (auto s = read_number(x, sh.value, sh.at); !s.ok()) return s;
     if (!(sh.value > -1.0)) {
       return fail(sh.at, detail::cat("shock ", sh.value,
-                                      " must be > -1 (a price cannot fall by 100% or more)"));
+                                     " must be > -1 (a price cannot fall by 100% or more)"));
     }
     for (const shock_in& other : shocks_) {
       if (other.symbol == symbol) return fail(sh.at, "the asset is shocked twice");
@@ -730,7 +756,8 @@ absl::Status decoder::decode_max_rounds(od::value& v) {
   const std::string_view raw = trimmed_token(v);
   std::uint64_t n = 0;
   if (v.get_uint64().get(n) != simdjson::SUCCESS || n == 0 || n > max_rounds_limit) {
-    return fail(at, detail::cat(detail::quoted(raw), " is not an integer in [1, ", max_rounds_limit, "]"));
+    return fail(
+        at, detail::cat(detail::quoted(raw), " is not an integer in [1, ", max_rounds_limit, "]"));
   }
   max_rounds_ = static_cast<std::uint32_t>(n);
   return absl::OkStatus();
@@ -763,8 +790,8 @@ absl::Status decoder::check_derived_shocks(
       const shock_in& sh = shocks_[blamed];
       return fail_path(sh.at, detail::cat("shocks.", detail::path_key(sh.symbol)),
                        detail::cat("shock ", sh.value, " takes the price of ", spec.symbol,
-                                    " (ratio ", ratio, " x ", spec.derived->base, ") to ", shocked,
-                                    ", outside the range of finite positive prices"));
+                                   " (ratio ", ratio, " x ", spec.derived->base, ") to ", shocked,
+                                   ", outside the range of finite positive prices"));
     }
   }
   return absl::OkStatus();
@@ -782,13 +809,26 @@ absl::StatusOr<scenario> decoder::build() const {
       const detail::spec_fault f = detail::locate_asset_fault(m, a.spec);
       std::size_t at = a.at;
       switch (f.field) {
-        case detail::spec_field::symbol: at = a.at_symbol; break;
-        case detail::spec_field::price: at = a.at_price; break;
-        case detail::spec_field::pool: at = a.at_pool; break;
-        case detail::spec_field::derived: at = a.at_derived; break;
-        case detail::spec_field::derived_base: at = a.at_derived_base; break;
-        case detail::spec_field::ratio_pool: at = a.at_ratio_pool; break;
-        default: break;
+        case detail::spec_field::symbol:
+          at = a.at_symbol;
+          break;
+        case detail::spec_field::price:
+          at = a.at_price;
+          break;
+        case detail::spec_field::pool:
+          at = a.at_pool;
+          break;
+        case detail::spec_field::derived:
+          at = a.at_derived;
+          break;
+        case detail::spec_field::derived_base:
+          at = a.at_derived_base;
+          break;
+        case detail::spec_field::ratio_pool:
+          at = a.at_ratio_pool;
+          break;
+        default:
+          break;
       }
       std::string path = detail::cat("assets[", i, "]");
       if (const std::string sub = detail::fault_path(f, nullptr); !sub.empty()) {
@@ -804,13 +844,26 @@ absl::StatusOr<scenario> decoder::build() const {
       const detail::spec_fault f = detail::locate_protocol_fault(m, p.spec);
       std::size_t at = p.at;
       switch (f.field) {
-        case detail::spec_field::name: at = p.at_name; break;
-        case detail::spec_field::close_factor: at = p.at_close_factor; break;
-        case detail::spec_field::full_liquidation_hf: at = p.at_full_hf; break;
-        case detail::spec_field::collateral_entry: at = p.entries[f.entry].at; break;
-        case detail::spec_field::liquidation_threshold: at = p.entries[f.entry].at_threshold; break;
-        case detail::spec_field::liquidation_bonus: at = p.entries[f.entry].at_bonus; break;
-        default: break;
+        case detail::spec_field::name:
+          at = p.at_name;
+          break;
+        case detail::spec_field::close_factor:
+          at = p.at_close_factor;
+          break;
+        case detail::spec_field::full_liquidation_hf:
+          at = p.at_full_hf;
+          break;
+        case detail::spec_field::collateral_entry:
+          at = p.entries[f.entry].at;
+          break;
+        case detail::spec_field::liquidation_threshold:
+          at = p.entries[f.entry].at_threshold;
+          break;
+        case detail::spec_field::liquidation_bonus:
+          at = p.entries[f.entry].at_bonus;
+          break;
+        default:
+          break;
       }
       std::string path = detail::cat("protocols[", i, "]");
       if (const std::string sub = detail::fault_path(f, &p.spec); !sub.empty()) {
@@ -836,7 +889,7 @@ absl::StatusOr<scenario> decoder::build() const {
     if (!ok) {
       return fail_path(sh.at, path,
                        detail::cat("shock ", sh.value, " takes the price of ", sh.symbol, " to ",
-                                    shocked, ", outside the range of finite positive prices"));
+                                   shocked, ", outside the range of finite positive prices"));
     }
     out.shocks.emplace_back(*a, sh.value);
   }
@@ -853,7 +906,8 @@ absl::StatusOr<scenario> decoder::build() const {
       return detail::cat("positions[", i, "].", field);
     };
     if (!ids.insert(key(p.id)).second) {
-      return fail_path(p.at_id, path("id"), detail::cat("duplicate position id ", detail::quoted(p.id)));
+      return fail_path(p.at_id, path("id"),
+                       detail::cat("duplicate position id ", detail::quoted(p.id)));
     }
     const auto pid = m.find_protocol(p.protocol);
     if (!pid) {
@@ -872,9 +926,10 @@ absl::StatusOr<scenario> decoder::build() const {
                          detail::cat("unknown asset ", detail::quoted(l.asset)));
       }
       if (l.collateral > 0.0 && proto.params(*a) == nullptr) {
-        return fail_path(l.at, path(detail::cat("legs[", n, "].collateral")),
-                         detail::cat("protocol ", detail::quoted(proto.name), " does not accept ",
-                                      detail::quoted(l.asset), " as collateral (it is not in its assets)"));
+        return fail_path(
+            l.at, path(detail::cat("legs[", n, "].collateral")),
+            detail::cat("protocol ", detail::quoted(proto.name), " does not accept ",
+                        detail::quoted(l.asset), " as collateral (it is not in its assets)"));
       }
       in.legs.push_back({*a, l.collateral, l.debt});
     }
@@ -899,16 +954,24 @@ absl::StatusOr<scenario> parse_padded(simdjson::padded_string_view json,
     // Errors found before iteration (stage 1) have no document to locate them.
     std::string_view reason;
     switch (e) {
-      case simdjson::EMPTY: reason = "empty document: expected a JSON object"; break;
+      case simdjson::EMPTY:
+        reason = "empty document: expected a JSON object";
+        break;
       case simdjson::UNCLOSED_STRING:
         reason = "truncated JSON: a string is opened but never closed";
         break;
-      case simdjson::UTF8_ERROR: reason = "the input is not valid UTF-8"; break;
+      case simdjson::UTF8_ERROR:
+        reason = "the input is not valid UTF-8";
+        break;
       case simdjson::UNESCAPED_CHARS:
         reason = "malformed JSON: a control character inside a string must be escaped";
         break;
-      case simdjson::CAPACITY: reason = "the document is too large"; break;
-      default: reason = simdjson::error_message(e); break;
+      case simdjson::CAPACITY:
+        reason = "the document is too large";
+        break;
+      default:
+        reason = simdjson::error_message(e);
+        break;
     }
     return detail::input_error(source_name, 0, "", reason);
   }

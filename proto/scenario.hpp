@@ -24,13 +24,13 @@
 // std::bad_alloc.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 #include "engine/book.hpp"
 #include "engine/ids.hpp"

@@ -1,10 +1,10 @@
 #include "server/cli_args.hpp"
 
+#include <absl/strings/str_cat.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-
-#include <absl/strings/str_cat.h>
 
 namespace cascade::server {
 
@@ -98,9 +98,8 @@ absl::StatusOr<std::uint64_t> cli_args::count(std::string_view name, std::uint64
   const auto* end = v->data() + v->size();
   const auto res = std::from_chars(v->data(), end, n);
   if (v->empty() || res.ec != std::errc{} || res.ptr != end || n < min || n > max) {
-    return absl::InvalidArgumentError(absl::StrCat("--", sv(name), ": '", *v,
-                                                   "' is not a whole number in [", min, ", ",
-                                                   max, "]"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", sv(name), ": '", *v, "' is not a whole number in [", min, ", ", max, "]"));
   }
   return n;
 }

@@ -1,9 +1,9 @@
 #include "server/cli_inputs.hpp"
 
+#include <absl/strings/str_cat.h>
+
 #include <algorithm>
 #include <chrono>
-
-#include <absl/strings/str_cat.h>
 
 #include "engine/curves.hpp"
 #include "engine/generator.hpp"
@@ -21,8 +21,8 @@ absl::StatusOr<std::pair<asset_id, double>> asset_value(std::string_view text, c
                                                         std::string_view option) {
   const auto eq = text.find('=');
   if (eq == std::string_view::npos || eq == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--", key(option), ": '", key(text),
-                                                   "' is not of the form ASSET=NUMBER"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", key(option), ": '", key(text), "' is not of the form ASSET=NUMBER"));
   }
   const std::string_view symbol = text.substr(0, eq);
   const auto a = m.find_asset(symbol);
@@ -67,7 +67,8 @@ absl::StatusOr<world> load_world(const cli_args& args) {
         auto ps = proto::load_positions_csv(cfg->positions.file, *w.mkt);
         if (!ps.ok()) return ps.status();
         w.positions = *std::move(ps);
-        w.positions_note = absl::StrCat(w.positions.size(), " positions from ", cfg->positions.file);
+        w.positions_note =
+            absl::StrCat(w.positions.size(), " positions from ", cfg->positions.file);
       } else {
         const auto t0 = std::chrono::steady_clock::now();
         auto ps = generate_positions(*w.mkt, {cfg->positions.generate, cfg->positions.seed});
@@ -75,9 +76,9 @@ absl::StatusOr<world> load_world(const cli_args& args) {
         w.positions = *std::move(ps);
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        w.positions_note = absl::StrCat(w.positions.size(), " positions generated (seed ",
-                                        cfg->positions.seed, ") in ",
-                                        static_cast<int>(secs * 1000), " ms");
+        w.positions_note =
+            absl::StrCat(w.positions.size(), " positions generated (seed ", cfg->positions.seed,
+                         ") in ", static_cast<int>(secs * 1000), " ms");
       }
       w.has_positions = true;
     }
@@ -94,9 +95,10 @@ absl::StatusOr<world> load_world(const cli_args& args) {
 
 absl::StatusOr<std::unique_ptr<book>> build_book(const world& w) {
   if (!w.has_positions) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        w.source, ": positions: missing (the command line needs positions: put them in the "
-                  "document or give --positions FILE.csv)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(w.source,
+                     ": positions: missing (the command line needs positions: put them in the "
+                     "document or give --positions FILE.csv)"));
   }
   auto b = std::make_unique<book>(*w.mkt, w.options);
   if (auto s = b->upsert(w.positions); !s.ok()) {

@@ -5,11 +5,11 @@
 // every bad file or value comes back as an absl::Status naming where and why.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 #include "engine/book.hpp"
 #include "engine/cascade.hpp"

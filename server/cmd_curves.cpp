@@ -11,7 +11,7 @@
 namespace cascade::server {
 
 int cmd_curves(command_args args, std::ostream& out, std::ostream& err) {
-  constexpr std::string_view known[] = {"config",     "positions",         "asset",
+  constexpr std::string_view known[] = {"config",        "positions",         "asset",
                                         "amplification", "bad-debt-fraction", "max-rounds"};
   const auto fail = [&](const absl::Status& s) {
     err << "cascade curves: " << s.message() << '\n';

@@ -3,13 +3,13 @@
 // The main job on the embedded default market: builds the book, prints its health by
 // protocol and band, the most at-risk positions, a stress test and the distance to
 // cascade of every asset with a pool.
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ostream>
-
-#include <absl/strings/str_cat.h>
-#include <absl/strings/str_format.h>
 
 #include "engine/cascade.hpp"
 #include "engine/curves.hpp"
@@ -123,9 +123,10 @@ int cmd_demo(command_args args, std::ostream& out, std::ostream& err) {
     out << absl::StrFormat(" %s %+.1f%%", m.asset(s.asset).symbol, s.fraction * 100);
   }
   out << absl::StrFormat("  [%.1f ms]\n", stress_ms);
-  out << absl::StrFormat("  rounds %d, positions liquidated %d, repaid %s, seized %s, bad debt %s\n",
-                         rep->rounds.size(), rep->positions_liquidated, usd(rep->total_repaid_usd),
-                         usd(rep->total_seized_usd), usd(rep->bad_debt_usd()));
+  out << absl::StrFormat(
+      "  rounds %d, positions liquidated %d, repaid %s, seized %s, bad debt %s\n",
+      rep->rounds.size(), rep->positions_liquidated, usd(rep->total_repaid_usd),
+      usd(rep->total_seized_usd), usd(rep->bad_debt_usd()));
   for (std::size_t p = 0; p < m.protocol_count(); ++p) {
     const protocol_report& pr = rep->protocols[p];
     if (pr.liquidated == 0) continue;
@@ -136,9 +137,11 @@ int cmd_demo(command_args args, std::ostream& out, std::ostream& err) {
   }
   for (std::size_t i = 0; i < rep->shocks.size(); ++i) {
     const std::size_t as = rep->shocks[i].asset.index();
-    out << absl::StrFormat("  %s: %.2f -> %.2f after the shock -> %.2f final", m.assets()[as].symbol,
-                           rep->input_prices[as], rep->shocked_prices[as], rep->final_prices[as]);
-    if (rep->amplification[i]) out << absl::StrFormat(" (amplification %.3f)", *rep->amplification[i]);
+    out << absl::StrFormat("  %s: %.2f -> %.2f after the shock -> %.2f final",
+                           m.assets()[as].symbol, rep->input_prices[as], rep->shocked_prices[as],
+                           rep->final_prices[as]);
+    if (rep->amplification[i])
+      out << absl::StrFormat(" (amplification %.3f)", *rep->amplification[i]);
     out << '\n';
   }
 
@@ -151,8 +154,8 @@ int cmd_demo(command_args args, std::ostream& out, std::ostream& err) {
     if (!crit.ok()) return fail(crit.status());
     const double ms = ms_since(t0);
     if (crit->shock) {
-      out << absl::StrFormat("  %-8s %5.1f%%  (%s)  [%d cascades, %.0f ms]\n", m.assets()[as].symbol,
-                             *crit->shock * 100,
+      out << absl::StrFormat("  %-8s %5.1f%%  (%s)  [%d cascades, %.0f ms]\n",
+                             m.assets()[as].symbol, *crit->shock * 100,
                              crit->bad_debt && crit->amplifies ? "amplifies, bad debt"
                              : crit->bad_debt                  ? "bad debt"
                                                                : "amplifies",

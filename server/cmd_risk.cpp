@@ -19,16 +19,17 @@
 namespace cascade::server {
 
 int cmd_risk(command_args args, std::ostream& out, std::ostream& err) {
-  constexpr std::string_view known[] = {"config",          "positions",     "prices",
-                                        "horizon-hours",   "half-life-hours", "amplification",
-                                        "bad-debt-fraction", "until"};
+  constexpr std::string_view known[] = {
+      "config",        "positions",         "prices", "horizon-hours", "half-life-hours",
+      "amplification", "bad-debt-fraction", "until"};
   const auto fail = [&](const absl::Status& s) {
     err << "cascade risk: " << s.message() << '\n';
     return exit_bad_input;
   };
   auto a = cli_args::parse(args, known);
   if (!a.ok()) return fail(a.status());
-  if (!a->has("prices")) return fail(absl::InvalidArgumentError("--prices ASSET=FILE.csv is required"));
+  if (!a->has("prices"))
+    return fail(absl::InvalidArgumentError("--prices ASSET=FILE.csv is required"));
   auto horizon = a->number("horizon-hours", 24.0);
   if (!horizon.ok()) return fail(horizon.status());
   auto half_life = a->number("half-life-hours", 24.0);
@@ -56,7 +57,8 @@ int cmd_risk(command_args args, std::ostream& out, std::ostream& err) {
   std::vector<input> inputs;
   for (const std::string& spec : a->all("prices")) {
     const auto eq = spec.find('=');
-    const auto asset = eq == std::string::npos ? std::nullopt : w->mkt->find_asset(spec.substr(0, eq));
+    const auto asset =
+        eq == std::string::npos ? std::nullopt : w->mkt->find_asset(spec.substr(0, eq));
     if (!asset) {
       return fail(absl::InvalidArgumentError("--prices '" + spec +
                                              "': expected ASSET=FILE with a known asset"));
@@ -106,7 +108,7 @@ int cmd_risk(command_args args, std::ostream& out, std::ostream& err) {
     } else {
       jw.null();
     }
-    jw.field("reason", !crit->shock ? "none up to 90%"
+    jw.field("reason", !crit->shock                        ? "none up to 90%"
                        : crit->amplifies && crit->bad_debt ? "amplifies, bad debt"
                        : crit->bad_debt                    ? "bad debt"
                                                            : "amplifies");

@@ -11,8 +11,8 @@
 namespace cascade::server {
 
 int cmd_stress(command_args args, std::ostream& out, std::ostream& err) {
-  constexpr std::string_view known[] = {"config", "positions", "shock", "market-shock", "beta",
-                                        "max-rounds"};
+  constexpr std::string_view known[] = {"config",       "positions", "shock",
+                                        "market-shock", "beta",      "max-rounds"};
   const auto fail = [&](const absl::Status& s) {
     err << "cascade stress: " << s.message() << '\n';
     return exit_bad_input;

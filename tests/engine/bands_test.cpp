@@ -1,8 +1,7 @@
-#include <limits>
+#include "engine/bands.hpp"
 
 #include <catch2/catch.hpp>
-
-#include "engine/bands.hpp"
+#include <limits>
 
 using namespace cascade;
 
@@ -36,7 +35,8 @@ TEST_CASE("band config validation names the rule broken", "[bands][bad-input]") 
   CHECK_FALSE(band_config{1.0, 1.02, 1.0, 0.0}.validate().ok());
   CHECK_FALSE(band_config{1.1, 1.02, 0.0, 0.0}.validate().ok());
   CHECK_FALSE(band_config{1.1, 1.02, 1.0, -0.1}.validate().ok());
-  CHECK_FALSE(band_config{std::numeric_limits<double>::quiet_NaN(), 1.02, 1.0, 0.0}.validate().ok());
+  CHECK_FALSE(
+      band_config{std::numeric_limits<double>::quiet_NaN(), 1.02, 1.0, 0.0}.validate().ok());
   CHECK_THAT(std::string(band_config{1.1, 1.2, 1.0, 0.0}.validate().message()),
              Catch::Contains("warn > danger > liquidatable"));
 }

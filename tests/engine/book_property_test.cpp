@@ -70,7 +70,8 @@ struct world {
     for (int p = 0; p < n_protocols; ++p) {
       protocol_spec spec{"P" + std::to_string(p), protocol_kind::pooled, 0.5, 0.95, {}};
       for (int a = 0; a < n_assets; ++a) {
-        if (u(rng) < 0.75) spec.assets.push_back({"A" + std::to_string(a), {0.5 + 0.45 * u(rng), 0.05}});
+        if (u(rng) < 0.75)
+          spec.assets.push_back({"A" + std::to_string(a), {0.5 + 0.45 * u(rng), 0.05}});
       }
       protocols.push_back(must(m.add_protocol(spec)));
     }
@@ -120,7 +121,8 @@ void compare(const book& b, const naive_book& n) {
 
 }  // namespace
 
-TEST_CASE("incremental HF and crossings equal a full naive recomputation on random books", "[book][property]") {
+TEST_CASE("incremental HF and crossings equal a full naive recomputation on random books",
+          "[book][property]") {
   for (std::uint64_t seed = 1; seed <= 12; ++seed) {
     world w(seed);
     book_options opt;
@@ -151,7 +153,8 @@ TEST_CASE("incremental HF and crossings equal a full naive recomputation on rand
       std::vector<crossing> ev;
       must(b.upsert(batch, &ev));
       std::set<event_key> got, expect;
-      for (const crossing& c : ev) got.insert({b.id_at(c.row), int(c.from), int(c.to), c.cause.value});
+      for (const crossing& c : ev)
+        got.insert({b.id_at(c.row), int(c.from), int(c.to), c.cause.value});
       for (const position_input& in : batch) {
         const auto it = n.positions.find(in.id);
         const band prev = it == n.positions.end() ? band::healthy : it->second.b;
@@ -188,7 +191,8 @@ TEST_CASE("incremental HF and crossings equal a full naive recomputation on rand
         std::vector<double> pending = n.prices;
         for (int i = 0; i < count; ++i) {
           const asset_id a = w.assets[w.rng() % w.assets.size()];
-          const double move = u(w.rng) < 0.03 ? (u(w.rng) < 0.5 ? 0.3 : 3.0) : std::exp((u(w.rng) - 0.5) * 0.08);
+          const double move =
+              u(w.rng) < 0.03 ? (u(w.rng) < 0.5 ? 0.3 : 3.0) : std::exp((u(w.rng) - 0.5) * 0.08);
           pending[a.index()] *= move;
           ticks.push_back({a, pending[a.index()]});
         }
@@ -197,7 +201,8 @@ TEST_CASE("incremental HF and crossings equal a full naive recomputation on rand
         // Naive: coalesce in order of first appearance, apply one asset at a time.
         std::vector<asset_id> order;
         for (const tick& t : ticks) {
-          if (std::find(order.begin(), order.end(), t.asset) == order.end()) order.push_back(t.asset);
+          if (std::find(order.begin(), order.end(), t.asset) == order.end())
+            order.push_back(t.asset);
         }
         std::set<event_key> expect;
         for (asset_id a : order) {

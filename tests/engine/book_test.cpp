@@ -62,10 +62,12 @@ TEST_CASE("tick on one asset recomputes only its holders", "[book]") {
   CHECK(ev.size() == 2);  // A and C both fall to 1.0667: warn
 }
 
-TEST_CASE("a crossing names position, band change, HF before and after, asset and price", "[book]") {
+TEST_CASE("a crossing names position, band change, HF before and after, asset and price",
+          "[book]") {
   fixture f;
   book b(f.m, walk_only());
-  must(b.upsert(std::vector<position_input>{{"A", f.lend, "", {{f.eth, 10.0, 0.0}, {f.usdc, 0.0, 12000.0}}}}));
+  must(b.upsert(std::vector<position_input>{
+      {"A", f.lend, "", {{f.eth, 10.0, 0.0}, {f.usdc, 0.0, 12000.0}}}}));
   std::vector<crossing> ev;
   must(b.apply_ticks(std::vector<tick>{{f.eth, 1499.0}}, ev));
   REQUIRE(ev.size() == 1);
@@ -84,7 +86,8 @@ TEST_CASE("a crossing names position, band change, HF before and after, asset an
 TEST_CASE("HF exactly 1 is not liquidatable", "[book]") {
   fixture f;
   book b(f.m);
-  must(b.upsert(std::vector<position_input>{{"A", f.lend, "", {{f.eth, 10.0, 0.0}, {f.usdc, 0.0, 12000.0}}}}));
+  must(b.upsert(std::vector<position_input>{
+      {"A", f.lend, "", {{f.eth, 10.0, 0.0}, {f.usdc, 0.0, 12000.0}}}}));
   std::vector<crossing> ev;
   must(b.apply_ticks(std::vector<tick>{{f.eth, 1500.0}}, ev));
   CHECK(*b.health("A") == 1.0);
@@ -96,7 +99,8 @@ TEST_CASE("hysteresis: a price flickering around a threshold alerts once", "[boo
   book_options o;
   o.bands.hysteresis = 0.01;
   book b(f.m, o);
-  must(b.upsert(std::vector<position_input>{{"A", f.lend, "", {{f.eth, 10.0, 0.0}, {f.usdc, 0.0, 12000.0}}}}));
+  must(b.upsert(std::vector<position_input>{
+      {"A", f.lend, "", {{f.eth, 10.0, 0.0}, {f.usdc, 0.0, 12000.0}}}}));
   std::vector<crossing> ev;
   for (double p : {1499.0, 1501.0, 1498.0, 1505.0, 1499.5}) {
     must(b.apply_ticks(std::vector<tick>{{f.eth, p}}, ev));
@@ -137,9 +141,10 @@ TEST_CASE("a widely held asset takes the full-scan path, a narrow one the walk",
   std::vector<crossing> ev;
   must(b.apply_ticks(std::vector<tick>{{f.eth, 1900.0}}, ev));
   CHECK(b.stats().scans == 1);
-  must(b.upsert(std::vector<position_input>{
-      {"E", f.lend, "", {{f.usdc, 100.0, 0.0}}}, {"F", f.lend, "", {{f.usdc, 100.0, 0.0}}},
-      {"G", f.lend, "", {{f.usdc, 100.0, 0.0}}}, {"H", f.lend, "", {{f.usdc, 100.0, 0.0}}}}));
+  must(b.upsert(std::vector<position_input>{{"E", f.lend, "", {{f.usdc, 100.0, 0.0}}},
+                                            {"F", f.lend, "", {{f.usdc, 100.0, 0.0}}},
+                                            {"G", f.lend, "", {{f.usdc, 100.0, 0.0}}},
+                                            {"H", f.lend, "", {{f.usdc, 100.0, 0.0}}}}));
   must(b.apply_ticks(std::vector<tick>{{f.wbtc, 39000.0}}, ev));  // 1 of 8
   CHECK(b.stats().walks == 1);
   CHECK(*b.health("B") == Approx(39000.0 * 0.75 / 20000.0).epsilon(1e-14));
@@ -194,7 +199,8 @@ TEST_CASE("bad upserts are refused whole, naming position and field", "[book][ba
       {{"X", f.lend, "", {{f.eth, nan, 0.0}}}, "leg 1 (ETH): collateral nan"},
       {{"X", f.lend, "", {{f.eth, -2.0, 0.0}}}, "collateral -2 must be a finite number >= 0"},
       {{"X", f.lend, "", {{f.eth, 1.0, std::numeric_limits<double>::infinity()}}}, "debt inf"},
-      {{"X", f.vault, "", {{f.wbtc, 1.0, 0.0}}}, "protocol 'vault' does not accept WBTC as collateral"},
+      {{"X", f.vault, "", {{f.wbtc, 1.0, 0.0}}},
+       "protocol 'vault' does not accept WBTC as collateral"},
   };
   for (const auto& c : cases) {
     const auto s = b.upsert(std::vector<position_input>{ok, c.bad});
@@ -212,10 +218,12 @@ TEST_CASE("bad upserts are refused whole, naming position and field", "[book][ba
   CHECK_THAT(std::string(s.message()), Catch::Contains("3 legs, more than the limit of 2"));
 }
 
-TEST_CASE("a debt-only leg may name an asset the protocol does not accept as collateral", "[book]") {
+TEST_CASE("a debt-only leg may name an asset the protocol does not accept as collateral",
+          "[book]") {
   fixture f;
   book b(f.m);
-  must(b.upsert(std::vector<position_input>{{"V", f.vault, "", {{f.eth, 3.0, 0.0}, {f.wbtc, 0.0, 0.05}}}}));
+  must(b.upsert(
+      std::vector<position_input>{{"V", f.vault, "", {{f.eth, 3.0, 0.0}, {f.wbtc, 0.0, 0.05}}}}));
   CHECK(*b.health("V") == Approx(3 * 2000.0 / 1.5 / (0.05 * 40000.0)));
 }
 
@@ -224,7 +232,10 @@ TEST_CASE("upsert replaces a position and reports its band change", "[book]") {
   book b(f.m);
   must(b.upsert(f.four()));
   std::vector<crossing> ev;
-  must(b.upsert(std::vector<position_input>{{"A", f.lend, "0xa", {{f.eth, 10.0, 0.0}, {f.usdc, 0.0, 17000.0}}}}, &ev));
+  must(b.upsert(
+      std::vector<position_input>{
+          {"A", f.lend, "0xa", {{f.eth, 10.0, 0.0}, {f.usdc, 0.0, 17000.0}}}},
+      &ev));
   CHECK(b.size() == 4);
   CHECK(*b.health("A") == Approx(16000.0 / 17000.0));
   REQUIRE(ev.size() == 1);
@@ -258,7 +269,8 @@ TEST_CASE("compaction drops tombstones and keeps every position's state", "[book
   book b(f.m);
   std::vector<position_input> many;
   for (int i = 0; i < 100; ++i) {
-    many.push_back({"p" + std::to_string(i), f.lend, "", {{f.eth, 1.0 + i, 0.0}, {f.usdc, 0.0, 1000.0}}});
+    many.push_back(
+        {"p" + std::to_string(i), f.lend, "", {{f.eth, 1.0 + i, 0.0}, {f.usdc, 0.0, 1000.0}}});
   }
   must(b.upsert(many));
   std::vector<std::string> gone;
@@ -307,8 +319,11 @@ TEST_CASE("many wild ticks stay within 1e-9 of a recompute thanks to anchoring",
   book b(f.m, walk_only());
   std::vector<position_input> ps;
   for (int i = 0; i < 50; ++i) {
-    ps.push_back({"p" + std::to_string(i), f.lend, "",
-                  {{f.eth, 1.0 + i * 0.37, 0.0}, {f.wbtc, 0.01 * i, 0.0}, {f.usdc, 0.0, 500.0 + 10.0 * i}}});
+    ps.push_back(
+        {"p" + std::to_string(i),
+         f.lend,
+         "",
+         {{f.eth, 1.0 + i * 0.37, 0.0}, {f.wbtc, 0.01 * i, 0.0}, {f.usdc, 0.0, 500.0 + 10.0 * i}}});
   }
   must(b.upsert(ps));
   std::vector<crossing> ev;

@@ -1,11 +1,12 @@
 // Cascade model v1: worked examples with hand-checked arithmetic, and properties on
 // random books against a naive reference that evaluates every position every round.
+#include "engine/cascade.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
 
-#include "engine/cascade.hpp"
 #include "support/fixtures.hpp"
 #include "support/naive_cascade.hpp"
 
@@ -26,7 +27,10 @@ market example_market(double eth_pool_base = 1000.0) {
   must(m.add_asset({"ETH", 2000.0, pool{eth_pool_base, eth_pool_base * 2000.0}}));
   must(m.add_asset({"USDC", 1.0, std::nullopt}));
   must(m.add_asset({"WBTC", 40000.0, std::nullopt}));
-  must(m.add_protocol({"lend", protocol_kind::pooled, 0.5, 0.95,
+  must(m.add_protocol({"lend",
+                       protocol_kind::pooled,
+                       0.5,
+                       0.95,
                        {{"ETH", {0.80, 0.05}}, {"USDC", {0.85, 0.04}}, {"WBTC", {0.75, 0.10}}}}));
   must(m.add_protocol({"vault", protocol_kind::cdp, 1.0, 1.0, {{"ETH", {0.75, 0.10}}}}));
   return m;
@@ -34,7 +38,10 @@ market example_market(double eth_pool_base = 1000.0) {
 
 position_input eth_vs_usdc(const market& m, std::string id, double eth, double usdc,
                            std::string_view protocol = "lend") {
-  return {std::move(id), pid(m, protocol), "", {{aid(m, "ETH"), eth, 0.0}, {aid(m, "USDC"), 0.0, usdc}}};
+  return {std::move(id),
+          pid(m, protocol),
+          "",
+          {{aid(m, "ETH"), eth, 0.0}, {aid(m, "USDC"), 0.0, usdc}}};
 }
 
 cascade_report run(const book& b, std::vector<shock> shocks, cascade_options o = {}) {
@@ -83,7 +90,8 @@ TEST_CASE("Compound's identity: seized value is repaid value times 1.05", "[casc
   const market m = example_market(1e9);
   book b(m);
   std::vector<position_input> ps;
-  for (int i = 0; i < 50; ++i) ps.push_back(eth_vs_usdc(m, "p" + std::to_string(i), 10.0 + i, (10.0 + i) * 1460.0));
+  for (int i = 0; i < 50; ++i)
+    ps.push_back(eth_vs_usdc(m, "p" + std::to_string(i), 10.0 + i, (10.0 + i) * 1460.0));
   must(b.upsert(ps));
   const auto rep = run(b, {{aid(m, "ETH"), -0.15}});
   REQUIRE(rep.total_repaid_usd > 0);
@@ -120,7 +128,8 @@ TEST_CASE("collateral that cannot cover the debt leaves bad debt, written off", 
   CHECK(rep.rounds[0].repaid_usd == Approx(18000.0 / 1.05).epsilon(1e-15));
   CHECK(rep.rounds[0].seized_usd == 18000.0);
   CHECK(rep.rounds[0].sold[0].second == 10.0);
-  CHECK(rep.protocols[pid(m, "lend").index()].bad_debt_usd == Approx(20000.0 - 18000.0 / 1.05).epsilon(1e-12));
+  CHECK(rep.protocols[pid(m, "lend").index()].bad_debt_usd ==
+        Approx(20000.0 - 18000.0 / 1.05).epsilon(1e-12));
   const auto legs = sim.liquidated_legs(*b.find("P"));
   CHECK(legs->collateral[0] == 0.0);
   CHECK(legs->debt[1] == 0.0);
@@ -158,7 +167,8 @@ TEST_CASE("seized collateral of an asset without a pool moves no price", "[casca
   const asset_id wbtc = aid(m, "WBTC");
   // 1 WBTC (lt 0.75) against 25000 USDC: HF 1.2; after -30%: 21000/25000 = 0.84 -> cf 1,
   // R = 25000, bonus 0.10: S = 27500 <= C = 28000.
-  must(b.upsert(std::vector<position_input>{{"W", pid(m, "lend"), "", {{wbtc, 1.0, 0.0}, {aid(m, "USDC"), 0.0, 25000.0}}}}));
+  must(b.upsert(std::vector<position_input>{
+      {"W", pid(m, "lend"), "", {{wbtc, 1.0, 0.0}, {aid(m, "USDC"), 0.0, 25000.0}}}}));
   const auto rep = run(b, {{wbtc, -0.30}});
   REQUIRE(rep.rounds.size() == 1);
   CHECK(rep.rounds[0].sold[0].first == wbtc);
@@ -171,7 +181,8 @@ TEST_CASE("seized collateral of an asset without a pool moves no price", "[casca
 TEST_CASE("a position without debt is never liquidated", "[cascade]") {
   const market m = example_market();
   book b(m);
-  must(b.upsert(std::vector<position_input>{{"N", pid(m, "lend"), "", {{aid(m, "ETH"), 10.0, 0.0}}}}));
+  must(b.upsert(
+      std::vector<position_input>{{"N", pid(m, "lend"), "", {{aid(m, "ETH"), 10.0, 0.0}}}}));
   const auto rep = run(b, {{aid(m, "ETH"), -0.9}});
   CHECK(rep.rounds.empty());
   CHECK(rep.positions_liquidated == 0);
@@ -204,7 +215,8 @@ TEST_CASE("max_rounds stops the cascade where it stands", "[cascade]") {
   const market m = example_market(30.0);
   book b(m);
   std::vector<position_input> ps;
-  for (int i = 0; i < 40; ++i) ps.push_back(eth_vs_usdc(m, "p" + std::to_string(i), 1.0, 1500.0 - 10.0 * i));
+  for (int i = 0; i < 40; ++i)
+    ps.push_back(eth_vs_usdc(m, "p" + std::to_string(i), 1.0, 1500.0 - 10.0 * i));
   must(b.upsert(ps));
   cascade_options o;
   o.max_rounds = 2;
@@ -226,15 +238,17 @@ TEST_CASE("bad cascade inputs are refused", "[cascade][bad-input]") {
   const asset_id eth = aid(m, "ETH");
   CHECK_THAT(std::string(sim.run(b, std::vector<shock>{{eth, -1.0}}).status().message()),
              Catch::Contains("shock on ETH -1 must be a finite number > -1"));
-  CHECK_THAT(std::string(sim.run(b, std::vector<shock>{{eth, -0.1}, {eth, -0.2}}).status().message()),
-             Catch::Contains("ETH is shocked twice"));
+  CHECK_THAT(
+      std::string(sim.run(b, std::vector<shock>{{eth, -0.1}, {eth, -0.2}}).status().message()),
+      Catch::Contains("ETH is shocked twice"));
   CHECK_THAT(std::string(sim.run(b, std::vector<shock>{{asset_id{9}, -0.1}}).status().message()),
              Catch::Contains("unknown asset"));
   CHECK_FALSE(sim.run(b, std::vector<shock>{{eth, std::nan("")}}).ok());
   cascade_options o;
   o.max_rounds = 10;
   o.start_prices = {1.0};
-  CHECK_THAT(std::string(sim.run(b, {}, o).status().message()), Catch::Contains("1 start prices for 3 assets"));
+  CHECK_THAT(std::string(sim.run(b, {}, o).status().message()),
+             Catch::Contains("1 start prices for 3 assets"));
 }
 
 // ---------------------------------------------------------------------------------
@@ -263,9 +277,11 @@ random_book make_random_book(std::uint64_t seed, std::size_t n_positions) {
   }
   const int n_protocols = 1 + static_cast<int>(rng() % 3);
   for (int p = 0; p < n_protocols; ++p) {
-    protocol_spec spec{"P" + std::to_string(p), protocol_kind::pooled, 0.3 + 0.7 * u(rng), u(rng), {}};
+    protocol_spec spec{
+        "P" + std::to_string(p), protocol_kind::pooled, 0.3 + 0.7 * u(rng), u(rng), {}};
     for (int a = 0; a < n_assets; ++a) {
-      if (u(rng) < 0.8) spec.assets.push_back({"A" + std::to_string(a), {0.5 + 0.45 * u(rng), 0.15 * u(rng)}});
+      if (u(rng) < 0.8)
+        spec.assets.push_back({"A" + std::to_string(a), {0.5 + 0.45 * u(rng), 0.15 * u(rng)}});
     }
     must(rb.m.add_protocol(spec));
   }
@@ -297,7 +313,8 @@ random_book make_random_book(std::uint64_t seed, std::size_t n_positions) {
 
 }  // namespace
 
-TEST_CASE("the cascade equals a naive every-position evaluation on random books", "[cascade][property]") {
+TEST_CASE("the cascade equals a naive every-position evaluation on random books",
+          "[cascade][property]") {
   int multi_round = 0;
   int with_bad_debt = 0;
   for (std::uint64_t seed = 1; seed <= 60; ++seed) {
@@ -310,12 +327,16 @@ TEST_CASE("the cascade equals a naive every-position evaluation on random books"
     if (seed % 2 == 0) {
       for (int i = 0; i < 20; ++i) {
         const auto a = asset_id::from_index(rng() % rb.m.asset_count());
-        must(b.apply_ticks(std::vector<tick>{{a, b.prices()[a.index()] * (0.97 + 0.06 * (double(rng() % 1000) / 1000))}}, ev));
+        must(b.apply_ticks(
+            std::vector<tick>{
+                {a, b.prices()[a.index()] * (0.97 + 0.06 * (double(rng() % 1000) / 1000))}},
+            ev));
       }
     }
     std::vector<shock> shocks;
     for (std::size_t a = 1; a < rb.m.asset_count(); ++a) {
-      if (rng() % 2) shocks.push_back({asset_id::from_index(a), -0.05 - 0.4 * double(rng() % 1000) / 1000});
+      if (rng() % 2)
+        shocks.push_back({asset_id::from_index(a), -0.05 - 0.4 * double(rng() % 1000) / 1000});
     }
     const auto digest = b.digest();
     cascade_simulator sim;

@@ -1,6 +1,7 @@
+#include "engine/curves.hpp"
+
 #include <cmath>
 
-#include "engine/curves.hpp"
 #include "support/fixtures.hpp"
 
 using namespace cascade;
@@ -15,13 +16,17 @@ market thin_market() {
   must(m.add_asset({"ETH", 2000.0, pool{100.0, 200000.0}}));
   must(m.add_asset({"USDC", 1.0, std::nullopt}));
   must(m.add_asset({"WBTC", 40000.0, std::nullopt}));
-  must(m.add_protocol({"lend", protocol_kind::pooled, 0.5, 0.95,
-                       {{"ETH", {0.80, 0.05}}, {"WBTC", {0.75, 0.10}}}}));
+  must(m.add_protocol(
+      {"lend", protocol_kind::pooled, 0.5, 0.95, {{"ETH", {0.80, 0.05}}, {"WBTC", {0.75, 0.10}}}}));
   return m;
 }
 
-position_input pos(const market& m, std::string id, std::string_view coll, double amount, double usdc) {
-  return {std::move(id), pid(m, "lend"), "", {{aid(m, coll), amount, 0.0}, {aid(m, "USDC"), 0.0, usdc}}};
+position_input pos(const market& m, std::string id, std::string_view coll, double amount,
+                   double usdc) {
+  return {std::move(id),
+          pid(m, "lend"),
+          "",
+          {{aid(m, coll), amount, 0.0}, {aid(m, "USDC"), 0.0, usdc}}};
 }
 
 }  // namespace
@@ -32,8 +37,8 @@ TEST_CASE("liquidation curve: value liquidatable at each drop, others fixed", "[
   // A: 10 ETH vs 12000: liquidatable once 16000 (1 - x) < 12000, i.e. x > 0.25.
   // B: 1 WBTC vs 31000: HF 30000/31000 < 1 at every ETH drop.
   // C: 10 ETH vs 4000: x > 0.75.
-  must(b.upsert(std::vector<position_input>{pos(m, "A", "ETH", 10, 12000), pos(m, "B", "WBTC", 1, 31000),
-                                            pos(m, "C", "ETH", 10, 4000)}));
+  must(b.upsert(std::vector<position_input>{
+      pos(m, "A", "ETH", 10, 12000), pos(m, "B", "WBTC", 1, 31000), pos(m, "C", "ETH", 10, 4000)}));
   const std::vector<double> drops{0.0, 0.25, 0.3, 0.8};
   const auto curve = must(liquidation_curve(b, aid(m, "ETH"), drops));
   REQUIRE(curve.size() == 4);
@@ -53,7 +58,8 @@ TEST_CASE("cascade curve and critical shock on a thin pool", "[curves]") {
   const market m = thin_market();
   book b(m);
   std::vector<position_input> ps;
-  for (int i = 0; i < 30; ++i) ps.push_back(pos(m, "p" + std::to_string(i), "ETH", 1.0, 1500.0 - 12.0 * i));
+  for (int i = 0; i < 30; ++i)
+    ps.push_back(pos(m, "p" + std::to_string(i), "ETH", 1.0, 1500.0 - 12.0 * i));
   must(b.upsert(ps));
   cascade_simulator sim;
   const auto g = grid(0.0, 0.5, 10);
@@ -74,7 +80,8 @@ TEST_CASE("cascade curve and critical shock on a thin pool", "[curves]") {
   // Just below the critical shock the cascade neither doubles the drop nor leaves bad
   // debt; at it, it does.
   const double below = *crit.shock - 2e-4;
-  const auto at = must(cascade_curve(b, aid(m, "ETH"), std::vector<double>{*crit.shock, below}, sim));
+  const auto at =
+      must(cascade_curve(b, aid(m, "ETH"), std::vector<double>{*crit.shock, below}, sim));
   CHECK(crit.baseline_drop == 0.0);
   CHECK((at[0].final_drop >= 2 * at[0].shock || at[0].bad_debt_usd > 0));
   CHECK_FALSE((at[1].final_drop >= 2 * at[1].shock || at[1].bad_debt_usd > 0));
@@ -84,7 +91,8 @@ TEST_CASE("critical shock is measured against the cascade of no shock at all", "
   const market m = thin_market();
   book b(m);
   std::vector<position_input> ps;
-  for (int i = 0; i < 30; ++i) ps.push_back(pos(m, "p" + std::to_string(i), "ETH", 1.0, 1500.0 - 12.0 * i));
+  for (int i = 0; i < 30; ++i)
+    ps.push_back(pos(m, "p" + std::to_string(i), "ETH", 1.0, 1500.0 - 12.0 * i));
   // Dust already under 1 and insolvent: it cascades a little with no shock.
   ps.push_back(pos(m, "dust", "ETH", 0.01, 19.5));
   must(b.upsert(ps));
@@ -122,7 +130,8 @@ TEST_CASE("immaterial new bad debt does not make a shock critical", "[curves]") 
   std::vector<position_input> ps;
   // A large healthy book and one small position that goes under at any ETH drop:
   // 0.01 ETH against 19 USDC is HF 0.84 already; its shortfall grows with the drop.
-  for (int i = 0; i < 20; ++i) ps.push_back(pos(m, "big" + std::to_string(i), "WBTC", 10.0, 100000.0));
+  for (int i = 0; i < 20; ++i)
+    ps.push_back(pos(m, "big" + std::to_string(i), "WBTC", 10.0, 100000.0));
   ps.push_back(pos(m, "dust", "ETH", 0.01, 19.0));
   must(b.upsert(ps));
   cascade_simulator sim;

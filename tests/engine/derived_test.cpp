@@ -26,14 +26,20 @@ market derived_market(double ratio_depth = 2000.0, bool sell_through = true) {
   must(m.add_asset({"BTC", 40000.0, pool{1000.0, 4e7}}));
   must(m.add_asset({"WBTC", 40000.0, std::nullopt, derivation{"BTC", std::nullopt, true}}));
   must(m.add_asset({"USDC", 1.0, std::nullopt}));
-  must(m.add_protocol({"lend", protocol_kind::pooled, 0.5, 0.95,
+  must(m.add_protocol({"lend",
+                       protocol_kind::pooled,
+                       0.5,
+                       0.95,
                        {{"ETH", {0.80, 0.05}}, {"stETH", {0.93, 0.01}}, {"WBTC", {0.75, 0.10}}}}));
   return m;
 }
 
 // 100 stETH against `eth_debt` ETH: HF = 100 * 1990 * 0.93 / (eth_debt * 2000).
 position_input loop(const market& m, std::string id, double eth_debt) {
-  return {std::move(id), pid(m, "lend"), "", {{aid(m, "stETH"), 100.0, 0.0}, {aid(m, "ETH"), 0.0, eth_debt}}};
+  return {std::move(id),
+          pid(m, "lend"),
+          "",
+          {{aid(m, "stETH"), 100.0, 0.0}, {aid(m, "ETH"), 0.0, eth_debt}}};
 }
 
 }  // namespace
@@ -48,9 +54,12 @@ TEST_CASE("derived assets are validated against their base", "[derived][bad-inpu
   };
   const std::vector<bad_case> cases{
       {{"x", 1.0, std::nullopt, derivation{"BTC", std::nullopt, true}}, "unknown base asset 'BTC'"},
-      {{"x", 1.0, std::nullopt, derivation{"stETH", std::nullopt, true}}, "base 'stETH' is itself derived"},
-      {{"x", 1.0, pool{1.0, 1.0}, derivation{"ETH", std::nullopt, true}}, "give it a ratio_pool, not a pool"},
-      {{"x", 1990.0, std::nullopt, derivation{"ETH", pool{100.0, 90.0}, true}}, "ratio_pool quote/base = 0.9 differs"},
+      {{"x", 1.0, std::nullopt, derivation{"stETH", std::nullopt, true}},
+       "base 'stETH' is itself derived"},
+      {{"x", 1.0, pool{1.0, 1.0}, derivation{"ETH", std::nullopt, true}},
+       "give it a ratio_pool, not a pool"},
+      {{"x", 1990.0, std::nullopt, derivation{"ETH", pool{100.0, 90.0}, true}},
+       "ratio_pool quote/base = 0.9 differs"},
       {{"x", 1990.0, std::nullopt, derivation{"ETH", pool{0.0, 90.0}, true}}, "ratio_pool base 0"},
   };
   for (const auto& c : cases) {
@@ -78,7 +87,8 @@ TEST_CASE("an ETH crash reaches stETH collateral in every protocol that takes it
   const market m = derived_market();
   book b(m);
   // 10 stETH against 15000 USDC: HF 10*1990*0.93/15000 = 1.2338 -> 0.925 at ETH -25%.
-  must(b.upsert(std::vector<position_input>{{"S", pid(m, "lend"), "", {{aid(m, "stETH"), 10.0, 0.0}, {aid(m, "USDC"), 0.0, 15000.0}}}}));
+  must(b.upsert(std::vector<position_input>{
+      {"S", pid(m, "lend"), "", {{aid(m, "stETH"), 10.0, 0.0}, {aid(m, "USDC"), 0.0, 15000.0}}}}));
   const auto rep = must(cascade_simulator{}.run(b, std::vector<shock>{{aid(m, "ETH"), -0.25}}));
   REQUIRE(rep.rounds.size() >= 1);
   CHECK(rep.rounds[0].liquidated == 1);
@@ -109,7 +119,8 @@ TEST_CASE("a stETH depeg spirals through loops: sales push the ratio down", "[de
   const market keep = derived_market(2000.0, false);
   book kb(keep);
   must(kb.upsert(loops));
-  const auto held = must(cascade_simulator{}.run(kb, std::vector<shock>{{aid(keep, "stETH"), -0.04}}));
+  const auto held =
+      must(cascade_simulator{}.run(kb, std::vector<shock>{{aid(keep, "stETH"), -0.04}}));
   CHECK(held.final_prices[aid(keep, "ETH").index()] == 2000.0);  // liquidators kept the ETH
   CHECK(held.rounds[0].routed.empty());
 }
@@ -119,7 +130,8 @@ TEST_CASE("a pegged wrapped asset is sold as its base", "[derived]") {
   book b(m);
   // 1 WBTC (lt 0.75) against 25000 USDC: HF 1.2; BTC -30% -> 0.84, cf 1, bonus 10%:
   // S = 27500 of 28000, i.e. 0.98214 WBTC sold as 0.98214 BTC into the BTC pool.
-  must(b.upsert(std::vector<position_input>{{"W", pid(m, "lend"), "", {{aid(m, "WBTC"), 1.0, 0.0}, {aid(m, "USDC"), 0.0, 25000.0}}}}));
+  must(b.upsert(std::vector<position_input>{
+      {"W", pid(m, "lend"), "", {{aid(m, "WBTC"), 1.0, 0.0}, {aid(m, "USDC"), 0.0, 25000.0}}}}));
   const asset_id btc = aid(m, "BTC"), wbtc = aid(m, "WBTC");
   const auto rep = must(cascade_simulator{}.run(b, std::vector<shock>{{btc, -0.30}}));
   REQUIRE(rep.rounds.size() == 1);
@@ -131,7 +143,8 @@ TEST_CASE("a pegged wrapped asset is sold as its base", "[derived]") {
   CHECK(rep.final_prices[wbtc.index()] == Approx(rep.final_prices[btc.index()]).epsilon(1e-15));
 }
 
-TEST_CASE("cascades with derived assets equal the naive evaluation on random books", "[derived][property]") {
+TEST_CASE("cascades with derived assets equal the naive evaluation on random books",
+          "[derived][property]") {
   int multi_round = 0;
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
     std::mt19937_64 rng(seed);
@@ -155,7 +168,10 @@ TEST_CASE("cascades with derived assets equal the naive evaluation on random boo
       ps.push_back(in);
     }
     must(b.upsert(ps));
-    std::vector<shock> shocks{{aid(m, seed % 3 == 0 ? "stETH" : seed % 3 == 1 ? "ETH" : "BTC"), -0.02 - 0.2 * u(rng)}};
+    std::vector<shock> shocks{{aid(m, seed % 3 == 0   ? "stETH"
+                                      : seed % 3 == 1 ? "ETH"
+                                                      : "BTC"),
+                               -0.02 - 0.2 * u(rng)}};
     const auto rep = must(cascade_simulator{}.run(b, shocks));
     const auto naive = naive_cascade(b, shocks, 100);
     INFO("seed " << seed);

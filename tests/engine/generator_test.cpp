@@ -1,5 +1,7 @@
 // The synthetic generator: determinism, validity against a real book, and the shape of
 // the books it writes (health factors, sizes, legs, protocols, owners).
+#include "engine/generator.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -10,7 +12,6 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/generator.hpp"
 #include "support/fixtures.hpp"
 
 using namespace cascade;
@@ -35,7 +36,10 @@ market config_like_market() {
   must(m.add_asset({"LINK", 15.0, pool{7'500'000.0, 112'500'000.0}}));
   must(m.add_asset({"UNI", 8.0, pool{6'000'000.0, 48'000'000.0}}));
   must(m.add_asset({"AAVE", 150.0, pool{200'000.0, 30'000'000.0}}));
-  must(m.add_protocol({"aave-v3", protocol_kind::pooled, 0.5, 0.95,
+  must(m.add_protocol({"aave-v3",
+                       protocol_kind::pooled,
+                       0.5,
+                       0.95,
                        {{"ETH", {0.83, 0.05}},
                         {"WBTC", {0.78, 0.05}},
                         {"wstETH", {0.81, 0.06}},
@@ -46,18 +50,27 @@ market config_like_market() {
                         {"LINK", {0.68, 0.07}},
                         {"UNI", {0.77, 0.10}},
                         {"AAVE", {0.73, 0.075}}}}));
-  must(m.add_protocol({"compound-v3-usdc", protocol_kind::pooled, 1.0, 1.0,
+  must(m.add_protocol({"compound-v3-usdc",
+                       protocol_kind::pooled,
+                       1.0,
+                       1.0,
                        {{"ETH", {0.895, 0.0526315789}},
                         {"WBTC", {0.85, 0.1111111111}},
                         {"wstETH", {0.87, 0.0869565217}},
                         {"LINK", {0.79, 0.2048192771}},
                         {"UNI", {0.74, 0.2048192771}}}}));
-  must(m.add_protocol({"maker", protocol_kind::cdp, 1.0, 1.0,
+  must(m.add_protocol({"maker",
+                       protocol_kind::cdp,
+                       1.0,
+                       1.0,
                        {{"ETH", {0.6896551724137931, 0.13}},
                         {"WBTC", {0.6896551724137931, 0.13}},
                         {"wstETH", {0.625, 0.13}},
                         {"LINK", {0.6060606060606061, 0.13}}}}));
-  must(m.add_protocol({"dydx-v4", protocol_kind::margin, 1.0, 1.0,
+  must(m.add_protocol({"dydx-v4",
+                       protocol_kind::margin,
+                       1.0,
+                       1.0,
                        {{"ETH", {0.97, 0.015}},
                         {"WBTC", {0.97, 0.015}},
                         {"LINK", {0.95, 0.015}},
@@ -79,7 +92,8 @@ bool same_position(const position_input& a, const position_input& b) {
   for (std::size_t i = 0; i < a.legs.size(); ++i) {
     const leg& x = a.legs[i];
     const leg& y = b.legs[i];
-    if (x.asset != y.asset || !same_bits(x.collateral, y.collateral) || !same_bits(x.debt, y.debt)) {
+    if (x.asset != y.asset || !same_bits(x.collateral, y.collateral) ||
+        !same_bits(x.debt, y.debt)) {
       return false;
     }
   }
@@ -211,13 +225,12 @@ TEST_CASE("the HF distribution has the shape of a real book", "[generator]") {
   CHECK(*std::min_element(hf.begin(), hf.end()) > 0.83);
   std::sort(hf.begin(), hf.end());
   const double median = hf[hf.size() / 2];
-  CHECK(median > 1.5);   // real: 1.99
+  CHECK(median > 1.5);  // real: 1.99
   CHECK(median < 2.5);
   CHECK(hf[hf.size() * 9 / 10] > 3.0);  // real p90: 4.9
 }
 
-TEST_CASE("positions use every protocol and asset, collateral only where accepted",
-          "[generator]") {
+TEST_CASE("positions use every protocol and asset, collateral only where accepted", "[generator]") {
   const market m = config_like_market();
   const auto ps = generate(m, 50000);
   std::map<std::string, std::size_t> per_protocol;

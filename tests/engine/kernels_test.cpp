@@ -1,16 +1,15 @@
 // The health kernels against plain restatements: the recompute kernel is bit-identical
 // to mul-then-add in term order, and the band filter never disagrees with the
 // classifier.
+#include "engine/kernels.hpp"
+
 #include <bit>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
-
-#include <catch2/catch.hpp>
-
-#include "engine/kernels.hpp"
 
 using namespace cascade;
 
@@ -29,8 +28,10 @@ health_cell plain_cell(const kernels::term_columns& t, std::span<const double> p
   const std::uint32_t e = t.offsets[r + 1];
   double num = 0.0;
   double den = 0.0;
-  for (std::uint32_t k = b; k < mid; ++k) num = stored(num + stored(t.coefficients[k] * prices[t.assets[k]]));
-  for (std::uint32_t k = mid; k < e; ++k) den = stored(den + stored(t.coefficients[k] * prices[t.assets[k]]));
+  for (std::uint32_t k = b; k < mid; ++k)
+    num = stored(num + stored(t.coefficients[k] * prices[t.assets[k]]));
+  for (std::uint32_t k = mid; k < e; ++k)
+    den = stored(den + stored(t.coefficients[k] * prices[t.assets[k]]));
   return {num, den};
 }
 
@@ -74,9 +75,11 @@ TEST_CASE("recompute kernel is bit-identical to mul-then-add in term order", "[k
 TEST_CASE("band filter says a band stays only when the classifier keeps it", "[kernels]") {
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> u(0, 1);
-  const double specials[] = {0.0, std::numeric_limits<double>::denorm_min(), 1e-310, 0x1p-900,
-                             1e-200, 1.0, 1e200, 0x1p900, 1e308,
-                             std::numeric_limits<double>::infinity()};
+  const double specials[] = {0.0,    std::numeric_limits<double>::denorm_min(),
+                             1e-310, 0x1p-900,
+                             1e-200, 1.0,
+                             1e200,  0x1p900,
+                             1e308,  std::numeric_limits<double>::infinity()};
   for (int cfg = 0; cfg < 50; ++cfg) {
     band_config c;
     if (cfg > 0) {
@@ -87,7 +90,10 @@ TEST_CASE("band filter says a band stays only when the classifier keeps it", "[k
     }
     const band_classifier cls(c);
     const kernels::band_filter filter(c);
-    const double thresholds[] = {c.warn, c.danger, c.liquidatable, c.warn * (1 + c.hysteresis),
+    const double thresholds[] = {c.warn,
+                                 c.danger,
+                                 c.liquidatable,
+                                 c.warn * (1 + c.hysteresis),
                                  c.danger * (1 + c.hysteresis),
                                  c.liquidatable * (1 + c.hysteresis)};
     int stayed = 0;

@@ -21,8 +21,8 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <span>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -124,7 +124,7 @@ struct version_file {
   const char* prefix;
   double full_liquidation_hf;
   std::size_t expected_accounts;
-  std::size_t expected_below_one;  // accounts already liquidatable on chain
+  std::size_t expected_below_one;   // accounts already liquidatable on chain
   std::size_t expected_thresholds;  // distinct weighted thresholds
 };
 
@@ -150,8 +150,8 @@ TEST_CASE("the book reproduces the on-chain health factor of every Aave stETH ac
           "[golden][data]") {
   const auto tables = load_or_skip({aave_v2.file, aave_v3.file});
   if (!tables) return;
-  const std::pair<const version_file*, const csv_table*> versions[] = {
-      {&aave_v2, &(*tables)[0]}, {&aave_v3, &(*tables)[1]}};
+  const std::pair<const version_file*, const csv_table*> versions[] = {{&aave_v2, &(*tables)[0]},
+                                                                       {&aave_v3, &(*tables)[1]}};
 
   market m;
   for (const auto& [v, t] : versions) {
@@ -220,9 +220,11 @@ TEST_CASE("the book reproduces the on-chain health factor of every Aave stETH ac
       }
       ++checked;
     }
-    WARN(v->protocol << ": " << t->size() << " accounts, book HF vs on-chain healthf: max relative "
-                     "error " << max_err << " (" << worst << "); " << zero_debt
-                     << " without debt; " << below_one << " below 1 (lowest " << min_hf << ")");
+    WARN(v->protocol << ": " << t->size()
+                     << " accounts, book HF vs on-chain healthf: max relative "
+                        "error "
+                     << max_err << " (" << worst << "); " << zero_debt << " without debt; "
+                     << below_one << " below 1 (lowest " << min_hf << ")");
     INFO(v->protocol << " worst account " << worst);
     REQUIRE(max_err <= 1e-9);
     // Every account in these files has debt (none carries the uint256 max sentinel).
@@ -272,8 +274,8 @@ namespace {
 // valued in the base currency, which the test uses only to confirm the reading).
 struct token_block {
   std::string sym;
-  double price = 0.0;      // in the base currency
-  double scale = 1.0;      // 10^decimals
+  double price = 0.0;  // in the base currency
+  double scale = 1.0;  // 10^decimals
   double threshold = 0.0;
   double ethreshold = 0.0;
   std::size_t raw_debt_col = 0;
@@ -320,8 +322,8 @@ std::string upper(std::string s) {
 struct leg_model {
   std::string label;
   bool v3 = false;
-  std::string lsd;          // "stETH" (v2) or "wstETH" (v3); its amount is `amount`
-  double lsd_price = 0.0;   // base currency per token, as the files give it
+  std::string lsd;         // "stETH" (v2) or "wstETH" (v3); its amount is `amount`
+  double lsd_price = 0.0;  // base currency per token, as the files give it
   double eth_price = 1.0;
   double lsd_threshold = 0.0;
   double lsd_ethreshold = 0.0;  // v3 e-mode
@@ -412,7 +414,8 @@ rebuild_result rebuild(const csv_table& t, const leg_model& lm) {
     const double ethdebt = t.number(r, ethdebt_col);
     if (amount > 0.0) in.legs.push_back({lsd, amount, 0.0});
     if (ethdebt > 0.0) in.legs.push_back({eth, 0.0, ethdebt});
-    worst_column = std::max(worst_column, rel_error(amount * file_lsd_price, t.number(r, steth_calc_col)));
+    worst_column =
+        std::max(worst_column, rel_error(amount * file_lsd_price, t.number(r, steth_calc_col)));
     double stable_collateral_value = 0.0;
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       const token_block& k = tokens[i];
@@ -431,7 +434,8 @@ rebuild_result rebuild(const csv_table& t, const leg_model& lm) {
                                                         : rel_error(stable_collateral_value, want));
     }
     if (lm.v3) {
-      if (t.number(r, "reth_collateral") > 0.0 || t.number(r, "cbeth_collateral") > 0.0) ++res.lsd_holders;
+      if (t.number(r, "reth_collateral") > 0.0 || t.number(r, "cbeth_collateral") > 0.0)
+        ++res.lsd_holders;
     }
     batch.push_back(std::move(in));
   }
@@ -446,9 +450,8 @@ rebuild_result rebuild(const csv_table& t, const leg_model& lm) {
   REQUIRE(b.size() == t.size());
   if (lm.tick_lsd_eth) {
     std::vector<crossing> events;
-    must(b.apply_ticks(std::vector<tick>{{lsd, lm.tick_lsd_eth->first},
-                                         {eth, lm.tick_lsd_eth->second}},
-                       events));
+    must(b.apply_ticks(
+        std::vector<tick>{{lsd, lm.tick_lsd_eth->first}, {eth, lm.tick_lsd_eth->second}}, events));
     // The incremental tick path agrees with an exact recompute on real positions.
     for (row_t r = 0; r < b.rows(); ++r) {
       const health_cell exact = b.compute_cell(r, b.prices());
@@ -499,9 +502,8 @@ rebuild_result rebuild(const csv_table& t, const leg_model& lm) {
 std::pair<double, std::size_t> mode_8dp(const std::vector<double>& xs) {
   std::map<std::int64_t, std::size_t> count;
   for (const double x : xs) ++count[static_cast<std::int64_t>(std::llround(x * 1e8))];
-  const auto best = std::max_element(count.begin(), count.end(), [](const auto& a, const auto& b) {
-    return a.second < b.second;
-  });
+  const auto best = std::max_element(
+      count.begin(), count.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
   return {static_cast<double>(best->first) / 1e8, best->second};
 }
 
@@ -645,9 +647,10 @@ TEST_CASE("per-asset legs of the b2 files rebuild the on-chain health factor", "
   REQUIRE(v3_single_emode.begin()->first == 9300);
   CHECK(v3_single_emode.begin()->second >= 100);
 
-  WARN("calibration from the account files: v2 stETH " << std::setprecision(12) << steth_eth
-       << " ETH, stETH-only accounts " << show(v2_single) << "; v3 wstETH " << wst_usd << " USD ("
-       << wst_n << " accounts), ETH " << eth_usd << " USD (" << eth_n << "), wstETH-only "
+  WARN("calibration from the account files: v2 stETH "
+       << std::setprecision(12) << steth_eth << " ETH, stETH-only accounts " << show(v2_single)
+       << "; v3 wstETH " << wst_usd << " USD (" << wst_n << " accounts), ETH " << eth_usd
+       << " USD (" << eth_n << "), wstETH-only "
        << "accounts " << show(v3_single) << " (e-mode: " << show(v3_single_emode) << ")");
 
   leg_model v3c = v3;
@@ -663,14 +666,14 @@ TEST_CASE("per-asset legs of the b2 files rebuild the on-chain health factor", "
 
   // ---- Bounds, as measured (the legs are partial, so these are conservative).
   const error_stats s2 = summarize(v2_b2.errors), s21 = summarize(v2_b21.errors);
-  CHECK(v2_b2.no_debt_leg == 25);   // their debt is in assets b2 does not break out
+  CHECK(v2_b2.no_debt_leg == 25);  // their debt is in assets b2 does not break out
   CHECK(v2_b21.no_debt_leg == 0);
-  CHECK(s2.within_1e6 >= 340);      // measured 342 of 675
-  CHECK(s2.within_1e2 >= 375);      // 380
-  CHECK(s2.median <= 1e-5);         // 3.0e-7
-  CHECK(s21.within_1e6 >= 340);     // 342 of 646
-  CHECK(s21.median <= 1e-6);        // 1.9e-7
-  CHECK(v2_b2.complete >= 350);     // 357
+  CHECK(s2.within_1e6 >= 340);   // measured 342 of 675
+  CHECK(s2.within_1e2 >= 375);   // 380
+  CHECK(s2.median <= 1e-5);      // 3.0e-7
+  CHECK(s21.within_1e6 >= 340);  // 342 of 646
+  CHECK(s21.median <= 1e-6);     // 1.9e-7
+  CHECK(v2_b2.complete >= 350);  // 357
   CHECK(v2_b2.worst_bound_ratio <= 1.0);
 
   const error_stats s3 = summarize(v3_b2.errors), s3c = summarize(v3c_b2.errors);
@@ -679,15 +682,15 @@ TEST_CASE("per-asset legs of the b2 files rebuild the on-chain health factor", "
   // Published constants: wstETH at 0.795 instead of 0.80 (-0.63%) and the later block's
   // prices (wstETH +0.019%, ETH +0.019%) leave the median account 0.6% low; none is
   // within 1e-3.
-  CHECK(s3.within_1e2 >= 180);      // 183 of 320
-  CHECK(s3.median <= 1e-2);         // 6.1e-3
+  CHECK(s3.within_1e2 >= 180);  // 183 of 320
+  CHECK(s3.median <= 1e-2);     // 6.1e-3
   CHECK(s3.median >= 1e-3);
   // Calibrated: half the accounts within 1e-6, and every complete account within the
   // basis-point truncation bound.
-  CHECK(s3c.within_1e6 >= 170);     // 172 of 320
-  CHECK(s3c.within_1e2 >= 180);     // 184
-  CHECK(s3c.median <= 1e-6);        // 9.5e-8
-  CHECK(v3c_b2.complete >= 170);    // 176
+  CHECK(s3c.within_1e6 >= 170);   // 172 of 320
+  CHECK(s3c.within_1e2 >= 180);   // 184
+  CHECK(s3c.median <= 1e-6);      // 9.5e-8
+  CHECK(v3c_b2.complete >= 170);  // 176
   CHECK(v3c_b2.worst_bound_ratio <= 1.0);
   CHECK(v3c_b21.worst_bound_ratio <= 1.0);
 }
@@ -700,7 +703,8 @@ TEST_CASE("csv_table reads the shapes the data files use", "[golden][csv]") {
       "1,5,0xdef,0,2\n",
       ',', "inline");
   REQUIRE(t.size() == 2);
-  CHECK(t.header() == std::vector<std::string>{"", "Unnamed: 0", "user", "amount", "quoted, field"});
+  CHECK(t.header() ==
+        std::vector<std::string>{"", "Unnamed: 0", "user", "amount", "quoted, field"});
   CHECK(t.column("") == 0);
   CHECK(t.number(0, "Unnamed: 0") == 3.0);
   CHECK(t.number(0, "amount") == 1.4397462924606643e+25);

@@ -64,10 +64,12 @@ TEST_CASE("bad protocols are refused with the field and the reason", "[market][b
       {{"q", protocol_kind::pooled, 0.5, 1.2, {}}, "full_liquidation_hf 1.2 is outside [0, 1]"},
       {{"q", protocol_kind::pooled, 0.5, -0.1, {}}, "full_liquidation_hf"},
       {{"q", protocol_kind::pooled, 0.5, 0.9, {{"BTC", {0.8, 0.05}}}}, "unknown asset 'BTC'"},
-      {{"q", protocol_kind::pooled, 0.5, 0.9, {{"ETH", {0.0, 0.05}}}}, "liquidation_threshold 0 is outside (0, 1]"},
+      {{"q", protocol_kind::pooled, 0.5, 0.9, {{"ETH", {0.0, 0.05}}}},
+       "liquidation_threshold 0 is outside (0, 1]"},
       {{"q", protocol_kind::pooled, 0.5, 0.9, {{"ETH", {1.01, 0.05}}}}, "liquidation_threshold"},
       {{"q", protocol_kind::pooled, 0.5, 0.9, {{"ETH", {0.8, -0.01}}}}, "liquidation_bonus"},
-      {{"q", protocol_kind::pooled, 0.5, 0.9, {{"ETH", {0.8, 0.05}}, {"ETH", {0.7, 0.05}}}}, "listed twice"},
+      {{"q", protocol_kind::pooled, 0.5, 0.9, {{"ETH", {0.8, 0.05}}, {"ETH", {0.7, 0.05}}}},
+       "listed twice"},
   };
   for (const auto& c : cases) {
     const auto r = m.add_protocol(c.spec);

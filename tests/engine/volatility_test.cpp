@@ -1,13 +1,13 @@
+#include "engine/volatility.hpp"
+
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 
-#include <catch2/catch.hpp>
-
-#include "engine/volatility.hpp"
-
 using namespace cascade;
 
-TEST_CASE("EWMA volatility recovers the volatility of a simulated log-normal walk", "[volatility]") {
+TEST_CASE("EWMA volatility recovers the volatility of a simulated log-normal walk",
+          "[volatility]") {
   std::mt19937_64 rng(5);
   std::normal_distribution<double> z(0.0, 1.0);
   const double sigma_annual = 0.8;
@@ -28,7 +28,8 @@ TEST_CASE("EWMA volatility recovers the volatility of a simulated log-normal wal
   CHECK(*v.annualized(a) == Approx(sigma_annual).epsilon(0.12));
 }
 
-TEST_CASE("no estimate before min_samples; bad prices and repeated times make no return", "[volatility]") {
+TEST_CASE("no estimate before min_samples; bad prices and repeated times make no return",
+          "[volatility]") {
   volatility_tracker v(2);
   const asset_id a{1};
   v.observe(a, 100.0, 0.0);
@@ -52,5 +53,6 @@ TEST_CASE("probability of touching a drop: reflection principle, by hand", "[vol
   CHECK(probability_of_touching(variance, 86400.0, 1e-9) == Approx(1.0));
   CHECK(probability_of_touching(0.0, 86400.0, 0.1) == 0.0);
   // Longer horizons and bigger volatility make a fall more likely.
-  CHECK(probability_of_touching(variance, 2 * 86400.0, 0.10) > probability_of_touching(variance, 86400.0, 0.10));
+  CHECK(probability_of_touching(variance, 2 * 86400.0, 0.10) >
+        probability_of_touching(variance, 86400.0, 0.10));
 }

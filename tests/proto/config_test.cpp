@@ -1,11 +1,11 @@
+#include "proto/config.hpp"
+
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
-#include <catch2/catch.hpp>
-
-#include "proto/config.hpp"
 #include "proto/default_config.hpp"
 #include "proto/positions_csv.hpp"
 #include "support/fixtures.hpp"
@@ -139,7 +139,8 @@ TEST_CASE("config errors name the file, line, key and reason", "[proto][config]"
   text.replace(text.find("price = 2000"), 12, "price = 2000\nbeta = nan");
   const auto bad = parse_config(text, "c.toml", "");
   REQUIRE_FALSE(bad.ok());
-  CHECK(std::string(bad.status().message()) == "c.toml:8: assets[0].beta: beta must be a finite number");
+  CHECK(std::string(bad.status().message()) ==
+        "c.toml:8: assets[0].beta: beta must be a finite number");
 
   const auto missing = load_config_file(source_path("tests/data/no_such.toml"));
   REQUIRE_FALSE(missing.ok());
@@ -206,9 +207,11 @@ TEST_CASE("derived errors point at the key inside the derived table", "[proto][c
     REQUIRE_FALSE(r.ok());
     return std::string(r.status().message());
   };
-  CHECK(message(R"({ base = "ETH", ratio_pool = { base = 1.0, quote = 0.995, k = 1 } })") ==
-        "c.toml:19: assets[1].derived.ratio_pool.k: unknown key 'k' (expected one of: base, quote)");
-  CHECK(message(R"({ base = 1 })") == "c.toml:19: assets[1].derived.base: expected a string, got an integer");
+  CHECK(
+      message(R"({ base = "ETH", ratio_pool = { base = 1.0, quote = 0.995, k = 1 } })") ==
+      "c.toml:19: assets[1].derived.ratio_pool.k: unknown key 'k' (expected one of: base, quote)");
+  CHECK(message(R"({ base = 1 })") ==
+        "c.toml:19: assets[1].derived.base: expected a string, got an integer");
   CHECK(message(R"({ base = "ETH", ratio_pool = { base = 1.0 } })") ==
         "c.toml:19: assets[1].derived.ratio_pool: missing required key 'quote'");
   CHECK(message(R"("ETH")") == "c.toml:19: assets[1].derived: expected a table, got a string");

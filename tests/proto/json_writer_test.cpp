@@ -1,9 +1,8 @@
-#include <cstdlib>
-#include <limits>
+#include "proto/json_writer.hpp"
 
 #include <catch2/catch.hpp>
-
-#include "proto/json_writer.hpp"
+#include <cstdlib>
+#include <limits>
 
 using cascade::proto::json_writer;
 

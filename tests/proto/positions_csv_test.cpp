@@ -1,3 +1,6 @@
+#include "proto/positions_csv.hpp"
+
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -5,9 +8,6 @@
 #include <sstream>
 #include <string>
 
-#include <catch2/catch.hpp>
-
-#include "proto/positions_csv.hpp"
 #include "proto/scenario.hpp"
 #include "support/fixtures.hpp"
 
@@ -22,13 +22,15 @@ using cascade::testing::aid;
 using cascade::testing::must;
 using cascade::testing::pid;
 
-std::string data(const char* name) { return std::string(CASCADE_SOURCE_DIR) + "/tests/data/" + name; }
+std::string data(const char* name) {
+  return std::string(CASCADE_SOURCE_DIR) + "/tests/data/" + name;
+}
 
 cascade::market multi_market() {
-  return std::move(must(cascade::proto::load_scenario_file(
-                            std::string(CASCADE_SOURCE_DIR) +
-                            "/proto/examples/scenario_multi_protocol.json"))
-                       .mkt);
+  return std::move(
+      must(cascade::proto::load_scenario_file(std::string(CASCADE_SOURCE_DIR) +
+                                              "/proto/examples/scenario_multi_protocol.json"))
+          .mkt);
 }
 
 bool same(const position_input& a, const position_input& b) {
@@ -105,8 +107,9 @@ TEST_CASE("positions CSV round-trips exactly through the writer", "[proto][csv]"
   std::uniform_int_distribution<std::size_t> pick_asset(0, m.asset_count() - 1);
   std::uniform_real_distribution<double> exponent(-12.0, 12.0);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  const double awkward[] = {0.1, 1.0 / 3.0, 1e-300, 4.9e-324, 1.7976931348623157e308,
-                            123456789.12345678, -0.0, 0.0, 2290.5};
+  const double awkward[] = {
+      0.1,  1.0 / 3.0, 1e-300, 4.9e-324, 1.7976931348623157e308, 123456789.12345678,
+      -0.0, 0.0,       2290.5};
 
   std::vector<position_input> ps;
   for (std::size_t i = 0; i < 500; ++i) {
@@ -118,7 +121,8 @@ TEST_CASE("positions CSV round-trips exactly through the writer", "[proto][csv]"
     const std::size_t legs = n_legs(rng);
     for (std::size_t j = 0; j < legs; ++j) {
       const auto a = cascade::asset_id::from_index(pick_asset(rng));
-      const double amount = i < std::size(awkward) ? awkward[i] : unit(rng) * std::pow(10.0, exponent(rng));
+      const double amount =
+          i < std::size(awkward) ? awkward[i] : unit(rng) * std::pow(10.0, exponent(rng));
       const bool coll = proto.params(a) != nullptr && j % 2 == 0;
       p.legs.push_back({a, coll ? amount : 0.0, coll ? 0.0 : amount});
     }
@@ -150,8 +154,7 @@ TEST_CASE("positions CSV round-trips exactly through the writer", "[proto][csv]"
   for (std::size_t i = 0; i < ps.size(); ++i) CHECK(same(ps[i], back_plain[i]));
 }
 
-TEST_CASE("the CSV writer refuses what would not read back, and writes nothing",
-          "[proto][csv]") {
+TEST_CASE("the CSV writer refuses what would not read back, and writes nothing", "[proto][csv]") {
   const cascade::market m = multi_market();
   const auto eth = aid(m, "ETH");
   const auto aave = pid(m, "aave-v3");
@@ -168,8 +171,7 @@ TEST_CASE("the CSV writer refuses what would not read back, and writes nothing",
   check_refused({{"", aave, "", {{eth, 1.0, 0.0}}}}, "id is empty");
   check_refused({{"a", aave, "", {{eth, 1.0, 0.0}}}, {"a", aave, "", {{eth, 2.0, 0.0}}}},
                 "duplicate id");
-  check_refused({{"a", aave, "", {{eth, std::numeric_limits<double>::infinity(), 0.0}}}},
-                "finite");
+  check_refused({{"a", aave, "", {{eth, std::numeric_limits<double>::infinity(), 0.0}}}}, "finite");
   check_refused({{"a", pid(m, "perp-dex"), "", {{eth, 1.0, 0.0}}}}, "does not accept ETH");
 }
 

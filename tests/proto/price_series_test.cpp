@@ -1,38 +1,49 @@
-#include <filesystem>
+#include "proto/price_series.hpp"
 
 #include <catch2/catch.hpp>
-
-#include "proto/price_series.hpp"
+#include <filesystem>
 
 using cascade::proto::load_price_series;
 using cascade::proto::parse_price_series;
 
 TEST_CASE("price series: the three formats of the shared data", "[proto][prices]") {
-  auto hourly = parse_price_series("symbol,timestamp,USD_price\nWETH,1609463014882,735.8\nWETH,1609460789131,732.0\n", "h.csv");
+  auto hourly = parse_price_series(
+      "symbol,timestamp,USD_price\nWETH,1609463014882,735.8\nWETH,1609460789131,732.0\n", "h.csv");
   REQUIRE(hourly.ok());
   CHECK(hourly->format == "hourly");
   REQUIRE(hourly->points.size() == 2);
   CHECK(hourly->points[0].ts == Approx(1609460789.131));  // sorted by time
   CHECK(hourly->points[0].price == 732.0);
 
-  auto klines = parse_price_series("open_time_ms,open,high,low,close,volume_eth\r\n1584012660000,138.35,139.71,137.21,139.36,8781.2\r\n", "k.csv");
+  auto klines = parse_price_series(
+      "open_time_ms,open,high,low,close,volume_eth\r\n1584012660000,138.35,139.71,137.21,139.36,"
+      "8781.2\r\n",
+      "k.csv");
   REQUIRE(klines.ok());
   CHECK(klines->format == "klines");
   CHECK(klines->points[0].price == 139.36);
   CHECK(klines->points[0].ts == 1584012660.0);
 
-  auto usd = parse_price_series(",round,answer,start,update,answeredInRound\n0,1,229750276106,1706558123,1706558123,1\n1,2,229738000000,1706554523,0,2\n", "c.csv");
+  auto usd = parse_price_series(
+      ",round,answer,start,update,answeredInRound\n0,1,229750276106,1706558123,1706558123,1\n1,2,"
+      "229738000000,1706554523,0,2\n",
+      "c.csv");
   REQUIRE(usd.ok());
   CHECK(usd->format == "chainlink");
   REQUIRE(usd->points.size() == 1);  // update == 0: the round never completed
   CHECK(usd->points[0].price == Approx(2297.50276106));
-  auto eth = parse_price_series(",round,answer,start,update,answeredInRound\n0,1,999692734093987600,1706484887,1706484887,1\n", "s.csv");
+  auto eth = parse_price_series(
+      ",round,answer,start,update,answeredInRound\n0,1,999692734093987600,1706484887,1706484887,"
+      "1\n",
+      "s.csv");
   CHECK(eth->points[0].price == Approx(0.9996927340939876));
-  auto forced = parse_price_series(",round,answer,start,update,answeredInRound\n0,1,5000,1,1,1\n", "d.csv", 2);
+  auto forced = parse_price_series(",round,answer,start,update,answeredInRound\n0,1,5000,1,1,1\n",
+                                   "d.csv", 2);
   CHECK(forced->points[0].price == 50.0);
 }
 
-TEST_CASE("price series: bad files are refused with line and column", "[proto][prices][bad-input]") {
+TEST_CASE("price series: bad files are refused with line and column",
+          "[proto][prices][bad-input]") {
   struct bad_case {
     std::string text;
     std::string expect;
@@ -40,8 +51,10 @@ TEST_CASE("price series: bad files are refused with line and column", "[proto][p
   const std::vector<bad_case> cases{
       {"", "p.csv: empty file"},
       {"a,b,c\n1,2,3\n", "p.csv:1: unknown price series header"},
-      {"symbol,timestamp,USD_price\nWETH,abc,1.0\n", "p.csv:2: column 'timestamp': 'abc' is not a number"},
-      {"symbol,timestamp,USD_price\nWETH,1,-3\n", "p.csv:2: column 'USD_price': '-3' is not a number > 0"},
+      {"symbol,timestamp,USD_price\nWETH,abc,1.0\n",
+       "p.csv:2: column 'timestamp': 'abc' is not a number"},
+      {"symbol,timestamp,USD_price\nWETH,1,-3\n",
+       "p.csv:2: column 'USD_price': '-3' is not a number > 0"},
       {"symbol,timestamp,USD_price\nWETH,1,nan\n", "is not a number > 0"},
       {"symbol,timestamp,USD_price\nWETH,1\n", "p.csv:2: 2 fields, the header has 3"},
       {"symbol,timestamp,USD_price\n", "no prices after the header"},
@@ -63,7 +76,8 @@ TEST_CASE("price series: every file in ../shared/data reads", "[proto][prices][d
     return;
   }
   std::size_t files = 0;
-  for (const char* dir : {"prices_hourly_2021_2023", "binance_ethusdt_1m_black_thursday", "chainlink_rounds_sajanrajdev"}) {
+  for (const char* dir : {"prices_hourly_2021_2023", "binance_ethusdt_1m_black_thursday",
+                          "chainlink_rounds_sajanrajdev"}) {
     for (const auto& e : std::filesystem::directory_iterator(root / dir)) {
       const auto s = load_price_series(e.path().string());
       INFO(e.path().string() << ": " << s.status().message());
@@ -73,11 +87,13 @@ TEST_CASE("price series: every file in ../shared/data reads", "[proto][prices][d
     }
   }
   CHECK(files == 13);
-  const auto steth = load_price_series((root / "chainlink_rounds_sajanrajdev/stETH_ETH_0x86392dC1.csv").string());
+  const auto steth =
+      load_price_series((root / "chainlink_rounds_sajanrajdev/stETH_ETH_0x86392dC1.csv").string());
   double lowest = 2.0;
   for (const auto& p : steth->points) lowest = std::min(lowest, p.price);
   CHECK(lowest == Approx(0.93502).epsilon(1e-4));  // 2022-06-18, per the data README
-  const auto eth = load_price_series((root / "binance_ethusdt_1m_black_thursday/leg2_2020-03-13_0054-0323UTC.csv").string());
+  const auto eth = load_price_series(
+      (root / "binance_ethusdt_1m_black_thursday/leg2_2020-03-13_0054-0323UTC.csv").string());
   double low_close = 1e9;
   for (const auto& p : eth->points) low_close = std::min(low_close, p.price);
   CHECK(low_close < 110.0);  // the crash to the 80s-90s on 13 March 2020

@@ -1,8 +1,8 @@
-#include <string>
+#include "proto/scenario.hpp"
 
 #include <catch2/catch.hpp>
+#include <string>
 
-#include "proto/scenario.hpp"
 #include "support/fixtures.hpp"
 
 namespace {
@@ -125,8 +125,7 @@ TEST_CASE("a scenario without positions says so and keeps the default round limi
   CHECK(empty.positions.empty());
 }
 
-TEST_CASE("scenario keys may come in any order and unknown keys are skipped",
-          "[proto][scenario]") {
+TEST_CASE("scenario keys may come in any order and unknown keys are skipped", "[proto][scenario]") {
   // Positions and shocks before the market they refer to; unknown keys at every level.
   const std::string doc = R"({
     "comment": {"nested": [1, 2.5e3, "x", true, false, null, {"a": []}]},
@@ -156,8 +155,9 @@ TEST_CASE("scenario errors name the source, line, path and reason", "[proto][sce
   const auto bad = parse_scenario(design_with(R"("shocks": {"ETH": -1})"), "POST /v1/stress");
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(std::string(bad.status().message()) ==
-        "POST /v1/stress:2: shocks.ETH: shock -1 must be > -1 (a price cannot fall by 100% or more)");
+  CHECK(
+      std::string(bad.status().message()) ==
+      "POST /v1/stress:2: shocks.ETH: shock -1 must be > -1 (a price cannot fall by 100% or more)");
 
   // A shock that sends the price past the largest double.
   const auto huge = parse_scenario(design_with(R"("shocks": {"ETH": 1e306})"), "s");

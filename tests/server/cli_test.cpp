@@ -54,7 +54,8 @@ TEST_CASE("cli: stress prints the report document of the DESIGN example", "[cli]
 }
 
 TEST_CASE("cli: --shock overrides the document's shock", "[cli]") {
-  const auto r = run_process({bin, "stress", examples + "scenario_design.json", "--shock", "ETH=-0.01"});
+  const auto r =
+      run_process({bin, "stress", examples + "scenario_design.json", "--shock", "ETH=-0.01"});
   REQUIRE(r.exit_code == 0);
   simdjson::dom::parser p;
   const auto doc = parse(p, r.out);
@@ -63,7 +64,8 @@ TEST_CASE("cli: --shock overrides the document's shock", "[cli]") {
 }
 
 TEST_CASE("cli: bad input exits 2 with a message naming what and where", "[cli][bad-input]") {
-  const std::string truncated = write_temp_file("truncated.json", R"({"assets": [{"symbol": "ETH", "price": 30)");
+  const std::string truncated =
+      write_temp_file("truncated.json", R"({"assets": [{"symbol": "ETH", "price": 30)");
   const std::string no_positions = write_temp_file(
       "no_positions.json",
       R"({"assets":[{"symbol":"ETH","price":1}],"protocols":[{"name":"p","kind":"pooled","close_factor":0.5,"full_liquidation_hf":0.9,"assets":{"ETH":{"liquidation_threshold":0.8,"liquidation_bonus":0.05}}}]})");
@@ -75,13 +77,18 @@ TEST_CASE("cli: bad input exits 2 with a message naming what and where", "[cli][
       {{"stress", "/nonexistent/x.json"}, "/nonexistent/x.json"},
       {{"stress", truncated}, "truncated.json"},
       {{"stress", no_positions}, "positions: missing"},
-      {{"stress", examples + "scenario_design.json", "--shock", "ETH=-1"}, "--shock ETH: -1 must be > -1"},
-      {{"stress", examples + "scenario_design.json", "--shock", "DOGE=-0.1"}, "unknown asset 'DOGE'"},
-      {{"stress", examples + "scenario_design.json", "--shock", "ETH=abc"}, "'abc' is not a finite number"},
-      {{"stress", examples + "scenario_design.json", "--shock", "ETH"}, "not of the form ASSET=NUMBER"},
+      {{"stress", examples + "scenario_design.json", "--shock", "ETH=-1"},
+       "--shock ETH: -1 must be > -1"},
+      {{"stress", examples + "scenario_design.json", "--shock", "DOGE=-0.1"},
+       "unknown asset 'DOGE'"},
+      {{"stress", examples + "scenario_design.json", "--shock", "ETH=abc"},
+       "'abc' is not a finite number"},
+      {{"stress", examples + "scenario_design.json", "--shock", "ETH"},
+       "not of the form ASSET=NUMBER"},
       {{"stress", examples + "scenario_design.json", "--bogus", "1"}, "unknown option --bogus"},
       {{"stress", examples + "scenario_design.json", "--max-rounds", "-3"}, "--max-rounds"},
-      {{"stress", examples + "scenario_design.json", "--market-shock", "-0.5", "--beta", "ETH=3"}, "not > -1"},
+      {{"stress", examples + "scenario_design.json", "--market-shock", "-0.5", "--beta", "ETH=3"},
+       "not > -1"},
       {{"gen"}, "--positions N is required"},
       {{"gen", "--positions", "0"}, "--positions"},
       {{"curves", examples + "scenario_design.json"}, "--asset SYMBOL is required"},
@@ -114,8 +121,8 @@ TEST_CASE("cli: a stETH depeg spirals through the loops and deepens past its sho
 }
 
 TEST_CASE("cli: one-factor market shock moves each asset by its beta", "[cli]") {
-  const auto r = run_process({bin, "stress", examples + "scenario_design.json", "--market-shock", "-0.1",
-                              "--beta", "USDC=0", "--beta", "ETH=1.5"});
+  const auto r = run_process({bin, "stress", examples + "scenario_design.json", "--market-shock",
+                              "-0.1", "--beta", "USDC=0", "--beta", "ETH=1.5"});
   REQUIRE(r.exit_code == 0);
   simdjson::dom::parser p;
   const auto doc = parse(p, r.out);
@@ -150,7 +157,8 @@ TEST_CASE("cli: gen writes a deterministic book that health and stress read back
   REQUIRE(s.exit_code == 0);
   CHECK(uint64_t(parse(p, s.out)["positions_liquidated"]) > 0);
   const std::string out_file = write_temp_file("gen-out.csv", "");
-  REQUIRE(run_process({bin, "gen", "--positions", "2000", "--seed", "7", "--out", out_file}).exit_code == 0);
+  REQUIRE(run_process({bin, "gen", "--positions", "2000", "--seed", "7", "--out", out_file})
+              .exit_code == 0);
   CHECK(read_file(out_file) == a.out);
 }
 
@@ -196,7 +204,8 @@ TEST_CASE("cli: demo runs the default market end to end", "[cli][slow]") {
   CHECK_THAT(r.out, Catch::Contains("200000 positions generated (seed 42)"));
 }
 
-TEST_CASE("cli: risk turns a price series into volatility and the odds of the critical shock", "[cli]") {
+TEST_CASE("cli: risk turns a price series into volatility and the odds of the critical shock",
+          "[cli]") {
   const std::string data = CASCADE_SHARED_DATA_DIR;
   const std::string weth = data + "/prices_hourly_2021_2023/WETH_usd.csv";
   if (read_file(weth).empty()) {
@@ -207,7 +216,8 @@ TEST_CASE("cli: risk turns a price series into volatility and the odds of the cr
   const std::string csv = write_temp_file("risk.csv", g.out);
   // Calm (Feb 2023, the end of the series) against the crash of 18 June 2022.
   const auto calm = run_process({bin, "risk", "--positions", csv, "--prices", "ETH=" + weth});
-  const auto crash = run_process({bin, "risk", "--positions", csv, "--prices", "ETH=" + weth, "--until", "1655510400"});
+  const auto crash = run_process(
+      {bin, "risk", "--positions", csv, "--prices", "ETH=" + weth, "--until", "1655510400"});
   REQUIRE(calm.exit_code == 0);
   REQUIRE(crash.exit_code == 0);
   simdjson::dom::parser p1, p2;

@@ -29,7 +29,10 @@ inline market small_market() {
   must(m.add_asset({"WBTC", 40000.0, std::nullopt}));
   must(m.add_asset({"USDC", 1.0, std::nullopt}));
   must(m.add_asset({"DAI", 1.0, std::nullopt}));
-  must(m.add_protocol({"lend", protocol_kind::pooled, 0.5, 0.95,
+  must(m.add_protocol({"lend",
+                       protocol_kind::pooled,
+                       0.5,
+                       0.95,
                        {{"ETH", {0.80, 0.05}}, {"WBTC", {0.75, 0.06}}, {"USDC", {0.85, 0.04}}}}));
   must(m.add_protocol({"vault", protocol_kind::cdp, 1.0, 1.0, {{"ETH", {1.0 / 1.5, 0.13}}}}));
   return m;

@@ -21,7 +21,8 @@ struct naive_result {
 };
 
 // The model, written the plain way: every position evaluated every round.
-inline naive_result naive_cascade(const book& b, const std::vector<shock>& shocks, std::uint32_t max_rounds) {
+inline naive_result naive_cascade(const book& b, const std::vector<shock>& shocks,
+                                  std::uint32_t max_rounds) {
   const market& m = b.get_market();
   const std::size_t n = m.asset_count();
   std::vector<double> p(b.prices().begin(), b.prices().end());
@@ -59,7 +60,8 @@ inline naive_result naive_cascade(const book& b, const std::vector<shock>& shock
   for (std::size_t a = 0; a < n; ++a) {
     if (!m.assets()[a].liquidity) continue;
     pool pl = *m.assets()[a].liquidity;
-    const bool shocked = std::any_of(shocks.begin(), shocks.end(), [&](const shock& s) { return s.asset.index() == a; });
+    const bool shocked = std::any_of(shocks.begin(), shocks.end(),
+                                     [&](const shock& s) { return s.asset.index() == a; });
     if (shocked || p[a] != m.assets()[a].price) {
       const double k = pl.base * pl.quote;
       pl = {std::sqrt(k / p[a]), std::sqrt(k * p[a])};
@@ -126,7 +128,8 @@ inline naive_result naive_cascade(const book& b, const std::vector<shock>& shock
       }
       if (S == c) {
         for (std::size_t k = 0; k < assets.size(); ++k) {
-          if (debt[i][k] > 0) out.bad_debt[b.protocol_at(rows[i]).index()] += debt[i][k] * p[assets[k].index()];
+          if (debt[i][k] > 0)
+            out.bad_debt[b.protocol_at(rows[i]).index()] += debt[i][k] * p[assets[k].index()];
           debt[i][k] = 0;
         }
       }

@@ -17,7 +17,8 @@ namespace cascade::testing {
 namespace {
 
 std::string temp_dir() {
-  const auto dir = std::filesystem::temp_directory_path() / ("cascade-tests-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("cascade-tests-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   return dir.string();
 }

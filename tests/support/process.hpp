@@ -13,7 +13,8 @@ struct process_result {
   std::string err;
 };
 
-process_result run_process(const std::vector<std::string>& argv, const std::string& stdin_text = "");
+process_result run_process(const std::vector<std::string>& argv,
+                           const std::string& stdin_text = "");
 
 // Writes `text` to a fresh file under the test output directory and returns its path.
 std::string write_temp_file(const std::string& name, const std::string& text);
