@@ -179,7 +179,7 @@ book& bench_book(double scan_fraction) {
   return *books.back().second;
 }
 
-constexpr double auto_scan = 0.30;  // the default scan_fraction
+const double auto_scan = book_options{}.scan_fraction;  // the default scan_fraction
 constexpr double force_walk = 1.0;  // holders never exceed the whole book
 constexpr double force_scan = 0.0;  // every tick recomputes everything
 

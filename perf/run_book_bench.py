@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Runs book_bench once and writes perf/RESULTS.md: medians, spreads and the ratios the
-foundation issue asks for, all taken from that one run (standard library only).
+"""Runs book_bench and cascade_bench once each and writes perf/RESULTS.md: medians, spreads
+and the ratios the issues ask for, every ratio taken from one run of one binary
+(standard library only).
 
   perf/run_book_bench.py --binary build/release/perf/book_bench
   perf/run_book_bench.py --from-json saved.json        # re-derive RESULTS.md only
@@ -58,6 +59,8 @@ def load(path):
             "bytes_per_second": b.get("bytes_per_second"),
             "items_per_second": b.get("items_per_second"),
             "holders": b.get("holders"),
+            "counters": {k: b[k] for k in ("rounds", "liquidated", "evaluations", "estimates",
+                                           "cascades") if k in b},
             "bytes_per_row": b.get("bytes_per_row"),
         }
         entry["repetitions"] = b.get("repetitions")
@@ -107,7 +110,36 @@ def crossover(stats):
     return None, "none", pts, scan
 
 
-def write_results(path, doc, stats, command, before=None):
+def cascade_section(cstats, ccommand):
+    """The P7 goal: a cascade on 1M positions with a 20% shock against one full recompute
+    of the same book, both medians from one run of cascade_bench."""
+    lines = ["## Cascade (P7)", ""]
+    lines.append("- command: `" + " ".join(ccommand) + "`")
+    lines.append("- book: the default market generated at 1M positions (seed 42), pools scaled "
+                 "with the book (see perf/cascade_bench.cpp); shock -20% on its most held pooled "
+                 "asset (ETH).")
+    lines.append("")
+    full = cstats.get("BM_full_recompute", {}).get("median")
+    warm = cstats.get("BM_cascade_warm", {}).get("median")
+    if full and warm:
+        ratio = warm["cpu"] / full["cpu"]
+        verdict = "pass" if ratio <= 5.0 else "MISS"
+        lines.append("| goal | target | measured median | ratio | verdict |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        lines.append(f"| cascade (warm simulator) vs one full recompute | <= 5x | "
+                     f"{fmt_time(warm['cpu'])} vs {fmt_time(full['cpu'])} | {ratio:.2f}x | {verdict} |")
+        lines.append("")
+    lines.append("| benchmark | median cpu | spread | counters |")
+    lines.append("| --- | --- | --- | --- |")
+    for name, st in cstats.items():
+        m = st["median"]
+        counters = ", ".join(f"{k} {v:g}" for k, v in sorted(m.get("counters", {}).items()))
+        lines.append(f"| {name} | {fmt_time(m['cpu'])} | {spread(st)} | {counters} |")
+    lines.append("")
+    return lines
+
+
+def write_results(path, doc, stats, command, before=None, cascade=None):
     def med(name):
         return stats[name]["median"]
 
@@ -221,6 +253,8 @@ def write_results(path, doc, stats, command, before=None):
                 row += " - | - |"
         lines.append(row)
     lines.append("")
+    if cascade:
+        lines.extend(cascade_section(*cascade))
     # The hand-written analysis below the results survives re-runs.
     if os.path.exists(path):
         with open(path) as f:
@@ -244,6 +278,9 @@ def main():
     ap.add_argument("--from-json", default=None, help="skip the run; use this JSON")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     ap.add_argument("--before", default=None, help="JSON of an earlier run to compare with")
+    ap.add_argument("--cascade-binary", default=os.path.join(REPO, "build", "release", "perf",
+                                                             "cascade_bench"),
+                    help="cascade_bench to run for the P7 section ('' to skip)")
     ap.add_argument("extra", nargs="*", help="more flags for the binary (after --)")
     args = ap.parse_args()
 
@@ -258,7 +295,16 @@ def main():
         command = [c for c in command if not c.startswith("--benchmark_out")]
     doc, stats = load(json_path)
     before = load(args.before)[1] if args.before else None
-    rows = write_results(args.out, doc, stats, command, before)
+    cascade = None
+    if args.cascade_binary and os.path.exists(args.cascade_binary) and not args.from_json:
+        cjson = os.path.join(os.path.dirname(os.path.abspath(args.cascade_binary)),
+                             "cascade_bench.json")
+        ccommand = run_bench(args.cascade_binary, args.repetitions, cjson,
+                             ["--benchmark_filter=full|warm|cold"])
+        ccommand = [os.path.relpath(ccommand[0], REPO)] + ccommand[1:]
+        ccommand = [c for c in ccommand if not c.startswith("--benchmark_out")]
+        cascade = (load(cjson)[1], ccommand)
+    rows = write_results(args.out, doc, stats, command, before, cascade)
     for r in rows:
         print(" | ".join(r))
     print("wrote", args.out, file=sys.stderr)

@@ -136,7 +136,9 @@ TEST_CASE("a tick to the same price does nothing", "[book]") {
 
 TEST_CASE("a widely held asset takes the full-scan path, a narrow one the walk", "[book]") {
   fixture f;
-  book b(f.m);  // scan_fraction 0.30: ETH is held by 2 of 4
+  book_options o;
+  o.scan_fraction = 0.30;  // ETH is held by 2 of 4
+  book b(f.m, o);
   must(b.upsert(f.four()));
   std::vector<crossing> ev;
   must(b.apply_ticks(std::vector<tick>{{f.eth, 1900.0}}, ev));
