@@ -12,7 +12,9 @@
 // allocated once); the cold one builds a simulator per run.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <vector>
 #include <memory>
 
 #include "engine/book.hpp"
@@ -133,9 +135,19 @@ void BM_critical_shock(benchmark::State& state) {
   state.counters["cascades"] = cascades;
 }
 
-BENCHMARK(BM_full_recompute)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_cascade_warm)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_cascade_cold)->Unit(benchmark::kMillisecond);
+// min and max beside the median, for the spread column of RESULTS.md.
+template <class Bench>
+Bench* spread(Bench* bm) {
+  bm->ComputeStatistics(
+      "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+  bm->ComputeStatistics(
+      "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
+  return bm;
+}
+
+BENCHMARK(BM_full_recompute)->Unit(benchmark::kMillisecond)->Apply([](auto* b) { spread(b); });
+BENCHMARK(BM_cascade_warm)->Unit(benchmark::kMillisecond)->Apply([](auto* b) { spread(b); });
+BENCHMARK(BM_cascade_cold)->Unit(benchmark::kMillisecond)->Apply([](auto* b) { spread(b); });
 BENCHMARK(BM_critical_shock)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace

@@ -107,6 +107,22 @@ absl::StatusOr<std::unique_ptr<book>> build_book(const world& w) {
   return b;
 }
 
+absl::Status apply_critical_options(const cli_args& args, critical_shock_options& o) {
+  auto amp = args.number("amplification", o.amplification);
+  if (!amp.ok()) return amp.status();
+  auto fraction = args.number("bad-debt-fraction", o.bad_debt_fraction);
+  if (!fraction.ok()) return fraction.status();
+  o.amplification = *amp;
+  o.bad_debt_fraction = *fraction;
+  return absl::OkStatus();
+}
+
+std::string_view critical_reason(const critical_shock& c) {
+  if (!c.shock) return "none up to 90%";
+  if (c.amplifies && c.bad_debt) return "amplifies, bad debt";
+  return c.bad_debt ? "bad debt" : "amplifies";
+}
+
 absl::Status apply_shock_options(const cli_args& args, world& w) {
   for (const std::string& b : args.all("beta")) {
     auto av = asset_value(b, *w.mkt, "beta");

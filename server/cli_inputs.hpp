@@ -13,6 +13,7 @@
 
 #include "engine/book.hpp"
 #include "engine/cascade.hpp"
+#include "engine/curves.hpp"
 #include "engine/market.hpp"
 #include "server/cli_args.hpp"
 
@@ -38,6 +39,12 @@ inline constexpr std::string_view input_options[] = {"config", "positions"};
 // Loads the positions into a new book over w.mkt; refuses when there are none to load
 // (a scenario without positions and no --positions).
 [[nodiscard]] absl::StatusOr<std::unique_ptr<book>> build_book(const world& w);
+
+// Reads --amplification and --bad-debt-fraction into `o` (critical-shock search).
+[[nodiscard]] absl::Status apply_critical_options(const cli_args& args, critical_shock_options& o);
+
+// Why a shock is critical, in words: "amplifies", "bad debt", both, or "none up to 90%".
+[[nodiscard]] std::string_view critical_reason(const critical_shock& c);
 
 // Applies --beta ASSET=B, --market-shock X (one-factor: each asset moves by beta x X)
 // and --shock ASSET=FRACTION (overrides or adds, last one wins) to w.shocks.

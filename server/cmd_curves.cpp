@@ -26,12 +26,7 @@ int cmd_curves(command_args args, std::ostream& out, std::ostream& err) {
   const auto asset = w->mkt->find_asset(*symbol);
   if (!asset) return fail(absl::InvalidArgumentError("--asset: unknown asset '" + *symbol + "'"));
   critical_shock_options co;
-  auto amp = a->number("amplification", co.amplification);
-  if (!amp.ok()) return fail(amp.status());
-  co.amplification = *amp;
-  auto fraction = a->number("bad-debt-fraction", co.bad_debt_fraction);
-  if (!fraction.ok()) return fail(fraction.status());
-  co.bad_debt_fraction = *fraction;
+  if (auto s = apply_critical_options(*a, co); !s.ok()) return fail(s);
   auto rounds = a->count("max-rounds", w->max_rounds, 1, 1'000'000);
   if (!rounds.ok()) return fail(rounds.status());
   co.max_rounds = static_cast<std::uint32_t>(*rounds);
@@ -84,6 +79,7 @@ int cmd_curves(command_args args, std::ostream& out, std::ostream& err) {
   jw.field("baseline_drop", crit->baseline_drop)
       .field("baseline_bad_debt_usd", crit->baseline_bad_debt_usd)
       .field("material_bad_debt_usd", crit->material_bad_debt_usd)
+      .field("reason", critical_reason(*crit))
       .field("amplifies", crit->amplifies)
       .field("bad_debt", crit->bad_debt)
       .field("amplification", co.amplification)

@@ -156,9 +156,7 @@ int cmd_demo(command_args args, std::ostream& out, std::ostream& err) {
     if (crit->shock) {
       out << absl::StrFormat("  %-8s %5.1f%%  (%s)  [%d cascades, %.0f ms]\n",
                              m.assets()[as].symbol, *crit->shock * 100,
-                             crit->bad_debt && crit->amplifies ? "amplifies, bad debt"
-                             : crit->bad_debt                  ? "bad debt"
-                                                               : "amplifies",
+                             critical_reason(*crit),
                              crit->cascades_run, ms);
     } else {
       out << absl::StrFormat("  %-8s none up to 90%%  [%d cascades, %.0f ms]\n",

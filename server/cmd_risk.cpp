@@ -40,12 +40,7 @@ int cmd_risk(command_args args, std::ostream& out, std::ostream& err) {
   auto until = a->number("until", std::numeric_limits<double>::infinity());
   if (!until.ok()) return fail(until.status());
   critical_shock_options co;
-  auto amp = a->number("amplification", co.amplification);
-  if (!amp.ok()) return fail(amp.status());
-  co.amplification = *amp;
-  auto fraction = a->number("bad-debt-fraction", co.bad_debt_fraction);
-  if (!fraction.ok()) return fail(fraction.status());
-  co.bad_debt_fraction = *fraction;
+  if (auto s = apply_critical_options(*a, co); !s.ok()) return fail(s);
 
   auto w = load_world(*a);
   if (!w.ok()) return fail(w.status());
@@ -108,10 +103,7 @@ int cmd_risk(command_args args, std::ostream& out, std::ostream& err) {
     } else {
       jw.null();
     }
-    jw.field("reason", !crit->shock                        ? "none up to 90%"
-                       : crit->amplifies && crit->bad_debt ? "amplifies, bad debt"
-                       : crit->bad_debt                    ? "bad debt"
-                                                           : "amplifies");
+    jw.field("reason", critical_reason(*crit));
     jw.key("probability_touch");
     if (variance && crit->shock) {
       jw.value(probability_of_touching(*variance, horizon_s, *crit->shock));
