@@ -59,9 +59,10 @@ book::book(const market& m, book_options options)
 
 absl::Status book::upsert(std::span<const position_input> batch, std::vector<crossing>* events) {
   const market& m = *market_;
-  absl::flat_hash_set<std::string_view> seen;
+  absl::flat_hash_set<absl::string_view> seen;
   seen.reserve(batch.size());
   std::vector<std::uint32_t> additions(m.asset_count(), 0);
+  std::size_t legs = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const position_input& in = batch[i];
     if (in.id.empty()) {
@@ -70,7 +71,8 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
     const auto fail = [&](auto&&... parts) {
       return absl::InvalidArgumentError(absl::StrCat("position '", in.id, "': ", parts...));
     };
-    if (!seen.insert(in.id).second) return fail("duplicate id in the batch");
+    if (!seen.insert(key(in.id)).second) return fail("duplicate id in the batch");
+    legs += in.legs.size();
     if (!in.protocol.valid() || in.protocol.index() >= m.protocol_count()) {
       return fail("unknown protocol");
     }
@@ -101,16 +103,20 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
 
   // Validated: from here on nothing can fail.
   reserve_exposure(additions);
+  reserve_rows(batch.size(), legs);
   for (const position_input& in : batch) {
     band prev = band::healthy;
     double hf_before = quiet_nan;
-    if (const auto it = row_by_id_.find(in.id); it != row_by_id_.end()) {
-      prev = band_at(it->second);
-      hf_before = health_at(it->second);
-      kill_row(it->second);
+    // One hash per position: find or insert the id, then point it at the new row.
+    const row_t r = static_cast<row_t>(ids_.size());
+    const auto [slot, inserted] = row_by_id_.try_emplace(in.id, r);
+    if (!inserted) {
+      prev = band_at(slot->second);
+      hf_before = health_at(slot->second);
+      kill_row(slot->second);
+      slot->second = r;
     }
     append_row(in, m.get_protocol(in.protocol));
-    const row_t r = static_cast<row_t>(ids_.size() - 1);
     const double hf = health_at(r);
     const band to = classifier_.next(prev, hf);
     set_band(r, to);
@@ -123,13 +129,13 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
 }
 
 absl::Status book::remove(std::span<const std::string> ids) {
-  absl::flat_hash_set<std::string_view> seen;
+  absl::flat_hash_set<absl::string_view> seen;
   seen.reserve(ids.size());
   for (const std::string& id : ids) {
     if (!row_by_id_.contains(id)) {
       return absl::NotFoundError(absl::StrCat("position '", id, "': unknown id"));
     }
-    if (!seen.insert(id).second) {
+    if (!seen.insert(key(id)).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("position '", id, "': listed twice in the removal"));
     }
@@ -141,6 +147,27 @@ absl::Status book::remove(std::span<const std::string> ids) {
     kill_row(r);
   }
   return absl::OkStatus();
+}
+
+void book::reserve_rows(std::size_t rows, std::size_t legs) {
+  // Grow geometrically so that many small batches stay amortized O(1).
+  const auto grow = [](auto& v, std::size_t more) {
+    if (v.size() + more > v.capacity()) v.reserve(std::max(v.size() + more, v.capacity() * 2));
+  };
+  grow(ids_, rows);
+  grow(owners_, rows);
+  grow(protocols_, rows);
+  grow(bands_, rows);
+  grow(cells_, rows);
+  grow(leg_off_, rows);
+  grow(term_off_, rows);
+  grow(term_ncoll_, rows);
+  grow(leg_asset_, legs);
+  grow(leg_coll_, legs);
+  grow(leg_debt_, legs);
+  grow(term_asset_, legs);
+  grow(term_coef_, legs);
+  row_by_id_.reserve(row_by_id_.size() + rows);
 }
 
 void book::reserve_exposure(std::span<const std::uint32_t> additions) {
@@ -160,7 +187,10 @@ void book::reserve_exposure(std::span<const std::uint32_t> additions) {
 void book::append_row(const position_input& in, const protocol& p) {
   const auto r = static_cast<row_t>(ids_.size());
   ids_.push_back(in.id);
-  owners_.push_back(in.owner);
+  const auto [owner, added] =
+      owner_index_.try_emplace(in.owner, static_cast<std::uint32_t>(owner_names_.size()));
+  if (added) owner_names_.push_back(in.owner);
+  owners_.push_back(owner->second);
   protocols_.push_back(in.protocol);
 
   for (const leg& l : in.legs) {
@@ -198,7 +228,6 @@ void book::append_row(const position_input& in, const protocol& p) {
   cells_.push_back(compute_cell(r, prices_));
   bands_.push_back(static_cast<std::uint8_t>(band::healthy));
   ++band_counts_[in.protocol.index()][0];
-  row_by_id_.insert_or_assign(in.id, r);
   ++live_rows_;
 }
 
@@ -491,7 +520,7 @@ std::uint64_t book::digest() const {
   for (row_t r = 0; r < rows(); ++r) {
     if (!live(r)) continue;
     mix_string(ids_[r]);
-    mix_string(owners_[r]);
+    mix_string(owner_at(r));
     mix(&protocols_[r].value, sizeof protocols_[r].value);
     mix(&bands_[r], 1);
     mix(&cells_[r], sizeof(health_cell));
@@ -513,7 +542,7 @@ bool book::needs_compaction() const {
 void book::compact() {
   const std::size_t n_assets = market_->asset_count();
   std::vector<std::string> ids;
-  std::vector<std::string> owners;
+  std::vector<std::uint32_t> owners;
   std::vector<protocol_id> protocols;
   std::vector<std::uint8_t> bands;
   std::vector<health_cell> cells;
@@ -534,7 +563,7 @@ void book::compact() {
     const auto nr = static_cast<row_t>(ids.size());
     row_by_id_[ids_[r]] = nr;
     ids.push_back(std::move(ids_[r]));
-    owners.push_back(std::move(owners_[r]));
+    owners.push_back(owners_[r]);
     protocols.push_back(protocols_[r]);
     bands.push_back(bands_[r]);
     cells.push_back(cells_[r]);

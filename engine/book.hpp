@@ -187,7 +187,7 @@ class book {
   [[nodiscard]] band band_at(row_t r) const { return static_cast<band>(bands_[r]); }
   [[nodiscard]] protocol_id protocol_at(row_t r) const { return protocols_[r]; }
   [[nodiscard]] const std::string& id_at(row_t r) const { return ids_[r]; }
-  [[nodiscard]] const std::string& owner_at(row_t r) const { return owners_[r]; }
+  [[nodiscard]] const std::string& owner_at(row_t r) const { return owner_names_[owners_[r]]; }
   [[nodiscard]] std::span<const asset_id> leg_assets(row_t r) const {
     return {leg_asset_.data() + leg_off_[r], leg_off_[r + 1] - leg_off_[r]};
   }
@@ -252,6 +252,7 @@ class book {
   void append_row(const position_input& in, const protocol& p);
   void kill_row(row_t r);
   void reserve_exposure(std::span<const std::uint32_t> additions);
+  void reserve_rows(std::size_t rows, std::size_t legs);
   void walk_delta(asset_id a, double old_price, double new_price, std::vector<crossing>& events);
   void walk_exact(asset_id a, double new_price, std::vector<crossing>& events);
   void scan_all(asset_id cause, double price, std::vector<crossing>* events);
@@ -270,7 +271,10 @@ class book {
 
   // Per row.
   std::vector<std::string> ids_;
-  std::vector<std::string> owners_;
+  // Owners are interned: many positions share a wallet. Index 0 is "" (no owner).
+  std::vector<std::uint32_t> owners_;
+  std::vector<std::string> owner_names_{std::string()};
+  absl::flat_hash_map<std::string, std::uint32_t> owner_index_{{std::string(), 0u}};
   std::vector<protocol_id> protocols_;
   std::vector<std::uint8_t> bands_;
   std::vector<health_cell> cells_;
