@@ -3,7 +3,7 @@
 #include <ostream>
 #include <string>
 
-#include "server/commands.hpp"
+#include "server/cli_commands.hpp"
 
 namespace cascade::server {
 

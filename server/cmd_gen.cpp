@@ -8,7 +8,7 @@
 #include "proto/positions_csv.hpp"
 #include "server/cli.hpp"
 #include "server/cli_args.hpp"
-#include "server/commands.hpp"
+#include "server/cli_commands.hpp"
 
 namespace cascade::server {
 

@@ -4,7 +4,7 @@
 #include "proto/report.hpp"
 #include "server/cli.hpp"
 #include "server/cli_inputs.hpp"
-#include "server/commands.hpp"
+#include "server/cli_commands.hpp"
 
 namespace cascade::server {
 

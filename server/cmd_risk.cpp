@@ -14,7 +14,7 @@
 #include "proto/price_series.hpp"
 #include "server/cli.hpp"
 #include "server/cli_inputs.hpp"
-#include "server/commands.hpp"
+#include "server/cli_commands.hpp"
 
 namespace cascade::server {
 
