@@ -3,9 +3,13 @@
 #include <absl/strings/str_cat.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 
 #include "proto/input_error.hpp"
@@ -45,6 +49,121 @@ std::string join(std::string_view path, std::string_view key) {
   return path.empty() ? step : detail::cat(path, ".", step);
 }
 
+// The [server] keys other than `tokens`: their types and ranges, shared by the TOML
+// decoder and the text overrides (--set, CASCADE_SERVER_KEY) so both check alike.
+enum class server_kind : std::uint8_t { text, integer, number, role };
+
+struct server_key {
+  std::string_view name;
+  server_kind kind;
+  std::int64_t lo = 0;  // integers: the inclusive range
+  std::int64_t hi = 0;
+};
+
+constexpr server_key server_keys[] = {
+    {"bind", server_kind::text},
+    {"port", server_kind::integer, 0, 65535},
+    {"io_threads", server_kind::integer, 1, 64},
+    {"anonymous_role", server_kind::role},
+    {"max_connections", server_kind::integer, 1, 1'000'000},
+    {"max_body_bytes", server_kind::integer, 1024, std::int64_t{1} << 30},
+    {"max_frame_bytes", server_kind::integer, 1024, std::int64_t{1} << 30},
+    {"max_batch", server_kind::integer, 1, 10'000'000},
+    {"send_queue", server_kind::integer, 1, 10'000'000},
+    {"ring_events", server_kind::integer, 1, 100'000'000},
+    {"inbox_capacity", server_kind::integer, 16, 100'000'000},
+    {"projection_interval_ms", server_kind::integer, 0, 3'600'000},
+    {"volatility_half_life_hours", server_kind::number},
+    {"risk_horizon_hours", server_kind::number},
+};
+
+const server_key* find_server_key(std::string_view name) {
+  for (const server_key& k : server_keys) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+struct server_value {
+  std::string text;
+  std::int64_t integer = 0;
+  double number = 0.0;
+};
+
+// Checks `v` against `k` and sets it; returns why it was refused (empty: set).
+std::string set_server_value(server_settings& s, const server_key& k, const server_value& v) {
+  switch (k.kind) {
+    case server_kind::text:
+      if (v.text.empty()) return "the address is empty";
+      s.bind = v.text;
+      return {};
+    case server_kind::role: {
+      const auto r = parse_role(v.text);
+      if (!r) {
+        return detail::cat("unknown role ", detail::quoted(v.text),
+                           " (expected none, read, price or admin)");
+      }
+      s.anonymous = *r;
+      return {};
+    }
+    case server_kind::number: {
+      if (!is_positive_finite(v.number)) {
+        return detail::cat(k.name, " must be a finite number > 0, got ", v.number);
+      }
+      (k.name == "volatility_half_life_hours" ? s.volatility_half_life_hours
+                                              : s.risk_horizon_hours) = v.number;
+      return {};
+    }
+    case server_kind::integer:
+      break;
+  }
+  const std::int64_t x = v.integer;
+  if (x < k.lo || x > k.hi) {
+    std::string why = detail::cat(k.name, " ", x, " is outside [", k.lo, ", ", k.hi, "]");
+    if (k.name == "port") why += " (0 picks a free port)";
+    return why;
+  }
+  const auto u = static_cast<std::uint64_t>(x);
+  if (k.name == "port") {
+    s.port = static_cast<std::uint16_t>(u);
+  } else if (k.name == "io_threads") {
+    s.io_threads = static_cast<std::uint32_t>(u);
+  } else if (k.name == "max_connections") {
+    s.max_connections = u;
+  } else if (k.name == "max_body_bytes") {
+    s.max_body_bytes = u;
+  } else if (k.name == "max_frame_bytes") {
+    s.max_frame_bytes = u;
+  } else if (k.name == "max_batch") {
+    s.max_batch = u;
+  } else if (k.name == "send_queue") {
+    s.send_queue = u;
+  } else if (k.name == "ring_events") {
+    s.ring_events = u;
+  } else if (k.name == "inbox_capacity") {
+    s.inbox_capacity = u;
+  } else {
+    s.projection_interval_ms = static_cast<std::uint32_t>(u);
+  }
+  return {};
+}
+
+// Largest token accepted, in bytes.
+constexpr std::size_t max_token_bytes = 4096;
+
+// Why a token cannot be used (empty: it can). Never quotes the token.
+std::string_view token_problem(std::string_view token) {
+  if (token.empty()) return "the token is empty";
+  if (token.size() > max_token_bytes) return "the token is longer than 4096 bytes";
+  for (const char c : token) {
+    if (c <= ' ' || c > '~') {
+      return "the token holds a space, a control character or a non-ASCII byte (tokens are "
+             "visible ASCII, sent in an Authorization header or a query string)";
+    }
+  }
+  return {};
+}
+
 class config_decoder {
  public:
   config_decoder(const toml::table& root, std::string_view source, std::string_view base_dir)
@@ -79,6 +198,7 @@ class config_decoder {
   absl::Status read_bool(const toml::node& n, std::string_view path, bool& out) const;
 
   absl::Status decode_server(const toml::node& n, server_settings& out) const;
+  absl::Status decode_tokens(const toml::node& n, server_settings& out) const;
   absl::Status decode_bands(const toml::node& n, band_config& out) const;
   absl::Status decode_book(const toml::node& n, book_options& out) const;
   absl::Status decode_positions(const toml::node& n, positions_source& out) const;
@@ -180,21 +300,102 @@ absl::Status config_decoder::read_bool(const toml::node& n, std::string_view pat
 absl::Status config_decoder::decode_server(const toml::node& n, server_settings& out) const {
   const toml::table* t = nullptr;
   if (auto s = as_table(n, "server", t); !s.ok()) return s;
-  if (auto s = check_keys(*t, "server", std::array<std::string_view, 2>{"bind", "port"}); !s.ok()) {
-    return s;
-  }
-  if (const toml::node* bind = t->get("bind")) {
-    if (auto s = read_string(*bind, "server.bind", out.bind); !s.ok()) return s;
-    if (out.bind.empty()) return fail(*bind, "server.bind", "the address is empty");
-  }
-  if (const toml::node* port = t->get("port")) {
-    std::int64_t v = 0;
-    if (auto s = read_int(*port, "server.port", v); !s.ok()) return s;
-    if (v < 0 || v > 65535) {
-      return fail(*port, "server.port",
-                  detail::cat("port ", v, " is outside [0, 65535] (0 picks a free port)"));
+  std::array<std::string_view, std::size(server_keys) + 1> known{};
+  for (std::size_t i = 0; i < std::size(server_keys); ++i) known[i] = server_keys[i].name;
+  known.back() = "tokens";
+  if (auto s = check_keys(*t, "server", known); !s.ok()) return s;
+  for (auto&& [k, v] : *t) {
+    const std::string path = join("server", k.str());
+    if (k.str() == "tokens") {
+      if (auto s = decode_tokens(v, out); !s.ok()) return s;
+      continue;
     }
-    out.port = static_cast<std::uint16_t>(v);
+    const server_key* key = find_server_key(k.str());
+    if (key == nullptr) continue;  // check_keys refused every other key
+    const server_key& spec = *key;
+    server_value x;
+    absl::Status read;
+    switch (spec.kind) {
+      case server_kind::text:
+      case server_kind::role:
+        read = read_string(v, path, x.text);
+        break;
+      case server_kind::integer:
+        read = read_int(v, path, x.integer);
+        break;
+      case server_kind::number:
+        read = read_float(v, path, x.number);
+        break;
+    }
+    if (!read.ok()) return read;
+    if (const std::string why = set_server_value(out, spec, x); !why.empty()) {
+      return fail(v, path, why);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_tokens(const toml::node& n, server_settings& out) const {
+  const toml::array* arr = nullptr;
+  if (auto s = as_array(n, "server.tokens", arr); !s.ok()) return s;
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string path = detail::cat("server.tokens[", i, "]");
+    const toml::table* t = nullptr;
+    if (auto s = as_table(*arr->get(i), path, t); !s.ok()) return s;
+    if (auto s =
+            check_keys(*t, path, std::array<std::string_view, 3>{"role", "token", "token_env"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = require(*t, path, {"role"}); !s.ok()) return s;
+    const toml::node& role_node = *t->get("role");
+    std::string role_text;
+    if (auto s = read_string(role_node, join(path, "role"), role_text); !s.ok()) return s;
+    const auto grants = parse_role(role_text);
+    if (!grants || *grants == role::none) {
+      return fail(role_node, join(path, "role"),
+                  detail::cat("unknown role ", detail::quoted(role_text),
+                              " (a token grants read, price or admin)"));
+    }
+    const toml::node* literal = t->get("token");
+    const toml::node* env = t->get("token_env");
+    if ((literal == nullptr) == (env == nullptr)) {
+      return fail(*t, path,
+                  literal != nullptr
+                      ? "give either token or token_env, not both"
+                      : "missing the token: give token_env = \"VARIABLE\" (or token = \"...\", "
+                        "for tests)");
+    }
+    token_spec spec;
+    spec.grants = *grants;
+    if (literal != nullptr) {
+      if (auto s = read_string(*literal, join(path, "token"), spec.token); !s.ok()) return s;
+      if (const std::string_view why = token_problem(spec.token); !why.empty()) {
+        return fail(*literal, join(path, "token"), why);
+      }
+    } else {
+      std::string var;
+      if (auto s = read_string(*env, join(path, "token_env"), var); !s.ok()) return s;
+      if (var.empty()) return fail(*env, join(path, "token_env"), "the variable name is empty");
+      const char* value = std::getenv(var.c_str());
+      if (value == nullptr || *value == '\0') {
+        return fail(
+            *env, join(path, "token_env"),
+            detail::cat("environment variable ", detail::quoted(var), " is unset or empty"));
+      }
+      spec.token = value;
+      if (const std::string_view why = token_problem(spec.token); !why.empty()) {
+        return fail(*env, join(path, "token_env"),
+                    detail::cat("environment variable ", detail::quoted(var), ": ", why));
+      }
+    }
+    for (std::size_t j = 0; j < out.tokens.size(); ++j) {
+      if (out.tokens[j].token == spec.token) {
+        return fail(*t, path,
+                    detail::cat("the same token is given twice (also server.tokens[", j, "])"));
+      }
+    }
+    out.tokens.push_back(std::move(spec));
   }
   return absl::OkStatus();
 }
@@ -493,6 +694,120 @@ absl::StatusOr<config> parse_config(std::string_view toml_text, std::string_view
   }
   config_decoder d(root, source_name, base_dir);
   return d.run();
+}
+
+std::string_view to_string(role r) {
+  switch (r) {
+    case role::none:
+      return "none";
+    case role::read:
+      return "read";
+    case role::price:
+      return "price";
+    case role::admin:
+      return "admin";
+  }
+  return "none";
+}
+
+std::optional<role> parse_role(std::string_view s) {
+  if (s == "none") return role::none;
+  if (s == "read") return role::read;
+  if (s == "price") return role::price;
+  if (s == "admin") return role::admin;
+  return std::nullopt;
+}
+
+absl::Status apply_server_override(server_settings& s, std::string_view key, std::string_view value,
+                                   std::string_view source) {
+  const std::string path = detail::cat("server.", detail::path_key(key));
+  if (key == "tokens") {
+    return detail::input_error(source, 0, path,
+                               "tokens cannot be set from text: use [[server.tokens]] in the "
+                               "config or CASCADE_TOKENS=TOKEN:ROLE,...");
+  }
+  const server_key* k = find_server_key(key);
+  if (k == nullptr) {
+    std::string expected;
+    for (const server_key& known : server_keys) {
+      detail::append(&expected, expected.empty() ? "" : ", ", known.name);
+    }
+    return detail::input_error(
+        source, 0, path,
+        detail::cat("unknown key ", detail::quoted(key), " (expected one of: ", expected, ")"));
+  }
+  server_value v;
+  const char* first = value.data();
+  const char* last = value.data() + value.size();
+  switch (k->kind) {
+    case server_kind::text:
+    case server_kind::role:
+      v.text = std::string(value);
+      break;
+    case server_kind::integer: {
+      const auto res = std::from_chars(first, last, v.integer);
+      if (value.empty() || res.ec != std::errc() || res.ptr != last) {
+        return detail::input_error(source, 0, path,
+                                   detail::cat(detail::quoted(value), " is not an integer"));
+      }
+      break;
+    }
+    case server_kind::number: {
+      const auto res = std::from_chars(first, last, v.number);
+      if (value.empty() || res.ec != std::errc() || res.ptr != last) {
+        return detail::input_error(source, 0, path,
+                                   detail::cat(detail::quoted(value), " is not a number"));
+      }
+      break;
+    }
+  }
+  server_settings next = s;
+  if (const std::string why = set_server_value(next, *k, v); !why.empty()) {
+    return detail::input_error(source, 0, path, why);
+  }
+  s = std::move(next);
+  return absl::OkStatus();
+}
+
+absl::Status add_tokens_from_env(server_settings& s, std::string_view spec) {
+  constexpr std::string_view source = "CASCADE_TOKENS";
+  std::vector<token_spec> added;
+  std::size_t entry = 0;
+  while (true) {
+    ++entry;
+    const std::size_t comma = spec.find(',');
+    const std::string_view item = spec.substr(0, comma);
+    const std::string where = detail::cat("entry ", entry);
+    if (item.empty()) {
+      return detail::input_error(source, 0, where, "empty (expected TOKEN:ROLE,TOKEN:ROLE,...)");
+    }
+    const std::size_t colon = item.rfind(':');
+    if (colon == std::string_view::npos) {
+      return detail::input_error(source, 0, where,
+                                 "not of the form TOKEN:ROLE (role read, price or admin)");
+    }
+    const std::string_view token = item.substr(0, colon);
+    const std::string_view role_text = item.substr(colon + 1);
+    const auto grants = parse_role(role_text);
+    if (!grants || *grants == role::none) {
+      return detail::input_error(source, 0, where,
+                                 detail::cat("unknown role ", detail::quoted(role_text),
+                                             " (a token grants read, price or admin)"));
+    }
+    if (const std::string_view why = token_problem(token); !why.empty()) {
+      return detail::input_error(source, 0, where, why);
+    }
+    const auto same = [&](const token_spec& t) { return t.token == token; };
+    if (std::any_of(s.tokens.begin(), s.tokens.end(), same) ||
+        std::any_of(added.begin(), added.end(), same)) {
+      return detail::input_error(source, 0, where, "the same token is given twice");
+    }
+    added.push_back({std::string(token), *grants});
+    if (comma == std::string_view::npos) break;
+    spec.remove_prefix(comma + 1);
+  }
+  for (token_spec& t : added) s.tokens.push_back(std::move(t));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<config> load_config_file(const std::string& path) {

@@ -16,6 +16,7 @@
 #include <absl/status/statusor.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,9 +36,36 @@ struct positions_source {
   std::uint64_t seed = 42;
 };
 
+// What a client may do; each role includes the ones below it.
+enum class role : std::uint8_t { none = 0, read = 1, price = 2, admin = 3 };
+[[nodiscard]] std::string_view to_string(role r);
+[[nodiscard]] std::optional<role> parse_role(std::string_view s);  // "none".."admin"
+
+struct token_spec {
+  std::string token;  // never logged or echoed
+  role grants = role::read;
+};
+
+// [server]: the address, who may do what, and the limits of PROTOCOL.md. Tokens come
+// from [[server.tokens]] entries, each `role` plus either `token` (a literal, for tests)
+// or `token_env` (the name of an environment variable holding it, so secrets stay out
+// of config files; an unset or empty variable is an error).
 struct server_settings {
   std::string bind = "127.0.0.1";
-  std::uint16_t port = 8080;  // 0: pick a free port
+  std::uint16_t port = 8080;     // 0: pick a free port
+  std::uint32_t io_threads = 1;  // [1, 64]
+  role anonymous = role::read;   // what a request without a token may do
+  std::vector<token_spec> tokens;
+  std::uint64_t max_connections = 1024;        // [1, 1e6]
+  std::uint64_t max_body_bytes = 8u << 20;     // [1 KiB, 1 GiB]
+  std::uint64_t max_frame_bytes = 1u << 20;    // [1 KiB, 1 GiB]
+  std::uint64_t max_batch = 10'000;            // ticks or positions per message [1, 1e7]
+  std::uint64_t send_queue = 32768;            // events per WebSocket outbox [1, 1e7]
+  std::uint64_t ring_events = 65'536;          // events kept for resume [1, 1e8]
+  std::uint64_t inbox_capacity = 65'536;       // engine inbox commands [16, 1e8]
+  std::uint32_t projection_interval_ms = 100;  // [0, 3.6e6]
+  double volatility_half_life_hours = 24.0;    // > 0
+  double risk_horizon_hours = 24.0;            // > 0
 };
 
 struct config {
@@ -58,5 +86,17 @@ struct config {
 
 // Reads and decodes a config file; relative paths in it resolve against its directory.
 [[nodiscard]] absl::StatusOr<config> load_config_file(const std::string& path);
+
+// Sets one [server] key (any but `tokens`) from text, with the checks the TOML path
+// applies: `--set server.KEY=VALUE` and CASCADE_SERVER_KEY=VALUE. `source` names where
+// the text came from, as the message's first part: "SOURCE: server.KEY: REASON". On a
+// refusal `s` is unchanged.
+[[nodiscard]] absl::Status apply_server_override(server_settings& s, std::string_view key,
+                                                 std::string_view value, std::string_view source);
+
+// Adds the tokens of CASCADE_TOKENS="TOKEN:ROLE,TOKEN:ROLE" (role read, price or admin;
+// a token is visible ASCII and may itself hold ':'). Messages name the entry by its
+// position and never show a token. All or nothing.
+[[nodiscard]] absl::Status add_tokens_from_env(server_settings& s, std::string_view spec);
 
 }  // namespace cascade::proto

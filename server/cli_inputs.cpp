@@ -117,12 +117,6 @@ absl::Status apply_critical_options(const cli_args& args, critical_shock_options
   return absl::OkStatus();
 }
 
-std::string_view critical_reason(const critical_shock& c) {
-  if (!c.shock) return "none up to 90%";
-  if (c.amplifies && c.bad_debt) return "amplifies, bad debt";
-  return c.bad_debt ? "bad debt" : "amplifies";
-}
-
 absl::Status apply_shock_options(const cli_args& args, world& w) {
   for (const std::string& b : args.all("beta")) {
     auto av = asset_value(b, *w.mkt, "beta");

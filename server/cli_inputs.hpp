@@ -15,6 +15,7 @@
 #include "engine/cascade.hpp"
 #include "engine/curves.hpp"
 #include "engine/market.hpp"
+#include "proto/rest_codec.hpp"
 #include "server/cli_args.hpp"
 
 namespace cascade::server {
@@ -43,8 +44,9 @@ inline constexpr std::string_view input_options[] = {"config", "positions"};
 // Reads --amplification and --bad-debt-fraction into `o` (critical-shock search).
 [[nodiscard]] absl::Status apply_critical_options(const cli_args& args, critical_shock_options& o);
 
-// Why a shock is critical, in words: "amplifies", "bad debt", both, or "none up to 90%".
-[[nodiscard]] std::string_view critical_reason(const critical_shock& c);
+// Why a shock is critical, in words (moved to proto/rest_codec.hpp, where the curves
+// encoder uses it too).
+using proto::critical_reason;
 
 // Applies --beta ASSET=B, --market-shock X (one-factor: each asset moves by beta x X)
 // and --shock ASSET=FRACTION (overrides or adds, last one wins) to w.shocks.

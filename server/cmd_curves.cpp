@@ -3,10 +3,10 @@
 #include <ostream>
 
 #include "engine/curves.hpp"
-#include "proto/json_writer.hpp"
+#include "proto/rest_codec.hpp"
 #include "server/cli.hpp"
-#include "server/cli_inputs.hpp"
 #include "server/cli_commands.hpp"
+#include "server/cli_inputs.hpp"
 
 namespace cascade::server {
 
@@ -41,51 +41,7 @@ int cmd_curves(command_args args, std::ostream& out, std::ostream& err) {
   auto crit = find_critical_shock(**b, *asset, sim, co);
   if (!crit.ok()) return fail(crit.status());
 
-  proto::json_writer jw;
-  jw.begin_object();
-  jw.field("asset", *symbol);
-  jw.field("price", (*b)->prices()[asset->index()]);
-  jw.key("liquidation_curve").begin_array();
-  for (const auto& p : *liq) {
-    jw.begin_object()
-        .field("drop", p.drop)
-        .field("positions", p.positions)
-        .field("collateral_usd", p.collateral_usd)
-        .field("debt_usd", p.debt_usd)
-        .end_object();
-  }
-  jw.end_array();
-  jw.key("cascade_curve").begin_array();
-  for (const auto& p : *casc) {
-    jw.begin_object()
-        .field("shock", p.shock)
-        .field("final_drop", p.final_drop)
-        .field("rounds", p.rounds)
-        .field("positions_liquidated", p.positions_liquidated)
-        .field("positions_insolvent", p.positions_insolvent)
-        .field("repaid_usd", p.repaid_usd)
-        .field("seized_usd", p.seized_usd)
-        .field("bad_debt_usd", p.bad_debt_usd)
-        .end_object();
-  }
-  jw.end_array();
-  jw.key("critical_shock").begin_object();
-  jw.key("shock");
-  if (crit->shock) {
-    jw.value(*crit->shock);
-  } else {
-    jw.null();
-  }
-  jw.field("baseline_drop", crit->baseline_drop)
-      .field("baseline_bad_debt_usd", crit->baseline_bad_debt_usd)
-      .field("material_bad_debt_usd", crit->material_bad_debt_usd)
-      .field("reason", critical_reason(*crit))
-      .field("amplifies", crit->amplifies)
-      .field("bad_debt", crit->bad_debt)
-      .field("amplification", co.amplification)
-      .end_object();
-  jw.end_object();
-  out << jw.str() << '\n';
+  out << proto::encode_curves(**b, *asset, *liq, *casc, *crit, co) << '\n';
   return exit_ok;
 }
 

@@ -12,9 +12,10 @@
 #include "engine/volatility.hpp"
 #include "proto/json_writer.hpp"
 #include "proto/price_series.hpp"
+#include "proto/rest_codec.hpp"
 #include "server/cli.hpp"
-#include "server/cli_inputs.hpp"
 #include "server/cli_commands.hpp"
+#include "server/cli_inputs.hpp"
 
 namespace cascade::server {
 
@@ -103,7 +104,7 @@ int cmd_risk(command_args args, std::ostream& out, std::ostream& err) {
     } else {
       jw.null();
     }
-    jw.field("reason", critical_reason(*crit));
+    jw.field("reason", proto::critical_reason(*crit));
     jw.key("probability_touch");
     if (variance && crit->shock) {
       jw.value(probability_of_touching(*variance, horizon_s, *crit->shock));

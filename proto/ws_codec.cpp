@@ -1,0 +1,542 @@
+#include "proto/ws_codec.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "proto/input_error.hpp"
+#include "proto/json_writer.hpp"
+#include "proto/wire_reader.hpp"
+
+namespace cascade::proto {
+
+namespace {
+
+using detail::fault;
+using detail::key_set;
+namespace od = simdjson::ondemand;
+using detail::wire_reader;
+
+enum class op_kind : std::uint8_t { subscribe, unsubscribe, price, prices, resume, ping };
+
+constexpr std::array<std::string_view, 6> op_names{"subscribe", "unsubscribe", "price",
+                                                   "prices",    "resume",      "ping"};
+
+std::optional<op_kind> parse_op(std::string_view s) {
+  for (std::size_t i = 0; i < op_names.size(); ++i) {
+    if (op_names[i] == s) return static_cast<op_kind>(i);
+  }
+  return std::nullopt;
+}
+
+std::optional<channel> parse_channel(std::string_view s) {
+  if (s == "alerts") return ch_alerts;
+  if (s == "cascades") return ch_cascades;
+  if (s == "prices") return ch_prices;
+  return std::nullopt;
+}
+
+// Walks the root's fields for one op: `op` and `id` (read in the first pass) are only
+// checked for repeats, any other key must be one of `keys` (whose first two names are
+// "op" and "id"), and on_field(index, key, value) reads the rest.
+template <std::size_t N, class F>
+fault for_each_op_field(wire_reader& r, od::object& root, key_set<N>& keys, F&& on_field) {
+  return r.for_each_field(root, [&](std::string_view k, od::value& v) -> fault {
+    const std::size_t i = keys.find(k);
+    if (i == N) return r.unknown_key(k, keys.names());
+    if (!keys.mark(i)) return r.repeated(k);
+    if (i < 2) return std::nullopt;
+    return on_field(i, k, v);
+  });
+}
+
+// A `channels` array: at least one of alerts, cascades, prices.
+fault read_channels(wire_reader& r, od::value& v, std::uint8_t& out) {
+  od::array arr;
+  if (fault f = r.read_array(v, arr)) return f;
+  out = 0;
+  bool any = false;
+  if (fault f = r.for_each_element(arr, [&](std::size_t, od::value& x) -> fault {
+        std::string_view s;
+        if (fault g = r.read_string(x, s)) return g;
+        const auto c = parse_channel(s);
+        if (!c) {
+          return r.error(error_code::bad_request,
+                         detail::cat("unknown channel ", detail::wire_quoted(s),
+                                     " (expected alerts, cascades or prices)"));
+        }
+        out = static_cast<std::uint8_t>(out | *c);
+        any = true;
+        return std::nullopt;
+      })) {
+    return f;
+  }
+  if (!any) {
+    return r.error(error_code::bad_request, "empty: name at least one of alerts, cascades, prices");
+  }
+  return std::nullopt;
+}
+
+// A filter list of at most max_list entries, each read by read_one(value, out).
+template <class T, class F>
+fault read_list(wire_reader& r, od::value& v, std::size_t max_list, std::vector<T>& out,
+                F&& read_one) {
+  od::array arr;
+  if (fault f = r.read_array(v, arr)) return f;
+  const std::string at = r.path();
+  if (fault f = r.for_each_element(arr, [&](std::size_t i, od::value& x) -> fault {
+        if (i >= max_list) {
+          return wire_error{error_code::too_large,
+                            detail::cat(at, ": more than ", max_list, " entries")};
+        }
+        return read_one(x, out.emplace_back());
+      })) {
+    return f;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return std::nullopt;
+}
+
+fault read_filter(wire_reader& r, od::value& v, const market& m, const decode_limits& limits,
+                  subscription& sub) {
+  od::object obj;
+  if (fault f = r.read_object(v, obj)) return f;
+  enum : std::size_t { protocols, assets, min_band, positions, owners, known };
+  key_set<known> keys({"protocols", "assets", "min_band", "positions", "owners"});
+  const auto read_text = [&](od::value& x, std::string& out) -> fault {
+    std::string_view s;
+    if (fault f = r.read_string(x, s)) return f;
+    out.assign(s);
+    return std::nullopt;
+  };
+  return r.for_each_field(obj, [&](std::string_view k, od::value& x) -> fault {
+    const std::size_t i = keys.find(k);
+    if (i == known) return r.unknown_key(k, keys.names());
+    if (!keys.mark(i)) return r.repeated(k);
+    switch (i) {
+      case protocols:
+        return read_list(r, x, limits.max_list, sub.protocols, [&](od::value& y, protocol_id& out) {
+          return r.read_protocol(y, m, out);
+        });
+      case assets:
+        return read_list(r, x, limits.max_list, sub.assets,
+                         [&](od::value& y, asset_id& out) { return r.read_asset(y, m, out); });
+      case min_band: {
+        std::string_view s;
+        if (fault f = r.read_string(x, s)) return f;
+        const auto b = parse_band(s);
+        if (!b) {
+          return r.error(error_code::bad_request,
+                         detail::cat("unknown band ", detail::wire_quoted(s),
+                                     " (expected healthy, warn, danger or liquidatable)"));
+        }
+        sub.min_band = *b;
+        return std::nullopt;
+      }
+      case positions:
+        return read_list(r, x, limits.max_list, sub.positions, read_text);
+      default:
+        return read_list(r, x, limits.max_list, sub.owners, read_text);
+    }
+  });
+}
+
+client_body decode_subscribe(wire_reader& r, od::object& root, const market& m,
+                             const decode_limits& limits) {
+  subscribe_msg msg;
+  key_set<4> keys({"op", "id", "channels", "filter"});
+  if (fault f = for_each_op_field(r, root, keys,
+                                  [&](std::size_t i, std::string_view, od::value& v) -> fault {
+                                    if (i == 2) return read_channels(r, v, msg.sub.channels);
+                                    return read_filter(r, v, m, limits, msg.sub);
+                                  })) {
+    return *std::move(f);
+  }
+  return msg;
+}
+
+client_body decode_unsubscribe(wire_reader& r, od::object& root) {
+  unsubscribe_msg msg;
+  key_set<3> keys({"op", "id", "channels"});
+  if (fault f = for_each_op_field(r, root, keys, [&](std::size_t, std::string_view, od::value& v) {
+        return read_channels(r, v, msg.channels);
+      })) {
+    return *std::move(f);
+  }
+  return msg;
+}
+
+client_body decode_price(wire_reader& r, od::object& root, const market& m) {
+  detail::tick_reader tick(m, "ws");
+  key_set<6> keys({"op", "id", "asset", "price", "source", "ts"});
+  if (fault f = r.for_each_field(root, [&](std::string_view k, od::value& v) -> fault {
+        const std::size_t i = keys.find(k);
+        if (i == keys.names().size()) return r.unknown_key(k, keys.names());
+        if (i < 2) {
+          if (!keys.mark(i)) return r.repeated(k);
+          return std::nullopt;
+        }
+        return tick.field(r, k, v);
+      })) {
+    return *std::move(f);
+  }
+  prices_msg msg;
+  if (fault f = tick.finish(r, msg.ticks.emplace_back())) return *std::move(f);
+  return msg;
+}
+
+client_body decode_prices(wire_reader& r, od::object& root, const market& m,
+                          const decode_limits& limits) {
+  prices_msg msg;
+  key_set<3> keys({"op", "id", "prices"});
+  if (fault f = for_each_op_field(r, root, keys, [&](std::size_t, std::string_view, od::value& v) {
+        return detail::read_ticks(r, v, m, limits.max_batch, "ws", msg.ticks);
+      })) {
+    return *std::move(f);
+  }
+  if (!keys.seen(2)) return r.missing("prices");
+  return msg;
+}
+
+client_body decode_resume(wire_reader& r, od::object& root) {
+  resume_msg msg;
+  key_set<3> keys({"op", "id", "from_seq"});
+  if (fault f = for_each_op_field(r, root, keys, [&](std::size_t, std::string_view, od::value& v) {
+        return r.read_uint(v, 0, std::numeric_limits<std::uint64_t>::max(), msg.from_seq);
+      })) {
+    return *std::move(f);
+  }
+  if (!keys.seen(2)) return r.missing("from_seq");
+  return msg;
+}
+
+client_body decode_ping(wire_reader& r, od::object& root) {
+  key_set<2> keys({"op", "id"});
+  if (fault f = for_each_op_field(
+          r, root, keys,
+          [&](std::size_t, std::string_view, od::value&) -> fault { return std::nullopt; })) {
+    return *std::move(f);
+  }
+  return ping_msg{};
+}
+
+template <class T>
+bool contains_sorted(const std::vector<T>& v, const T& x) {
+  return std::binary_search(v.begin(), v.end(), x);
+}
+
+void write_id(json_writer& w, std::string_view id) {
+  w.key("id");
+  if (id.empty()) {
+    w.null();
+  } else {
+    w.raw(id);
+  }
+}
+
+void write_envelope(json_writer& w, std::string_view type, const event& e) {
+  w.field("type", type)
+      .field("seq", e.seq)
+      .field("ingest_ns", e.ingest_ns)
+      .field("emit_ns", e.emit_ns);
+}
+
+std::string_view symbol_of(const market& m, asset_id a) {
+  return a.valid() && a.index() < m.asset_count() ? std::string_view(m.asset(a).symbol)
+                                                  : std::string_view();
+}
+
+std::string_view name_of(const market& m, protocol_id p) {
+  return p.valid() && p.index() < m.protocol_count() ? std::string_view(m.get_protocol(p).name)
+                                                     : std::string_view();
+}
+
+void write_alert(json_writer& w, const event& e, const alert_event& a, const market& m) {
+  w.begin_object();
+  write_envelope(w, "alert", e);
+  w.field("position", a.position);
+  w.key("owner");
+  if (a.owner.empty()) {
+    w.null();
+  } else {
+    w.value(a.owner);
+  }
+  w.field("protocol", name_of(m, a.protocol))
+      .field("from", to_string(a.from))
+      .field("to", to_string(a.to))
+      .field("hf_before", a.hf_before)
+      .field("hf_after", a.hf_after);
+  w.key("cause");
+  if (a.cause.valid() && a.cause.index() < m.asset_count()) {
+    w.value(symbol_of(m, a.cause));
+  } else {
+    w.null();
+  }
+  w.field("price", a.price);
+  w.key("assets").begin_array();
+  for (const asset_id x : a.assets) w.value(symbol_of(m, x));
+  w.end_array();
+  w.end_object();
+}
+
+void write_price(json_writer& w, const event& e, const price_event& p, const market& m) {
+  w.begin_object();
+  write_envelope(w, "price", e);
+  w.field("asset", symbol_of(m, p.asset)).field("price", p.price).field("source", p.source);
+  w.key("ts");
+  if (p.ts > 0.0) {
+    w.value(p.ts);
+  } else {
+    w.null();
+  }
+  w.end_object();
+}
+
+}  // namespace
+
+std::string_view to_string(error_code c) {
+  constexpr std::array<std::string_view, 16> names{
+      "bad_json",           "bad_request",        "unknown_op", "unknown_asset",
+      "unknown_protocol",   "unknown_position",   "bad_price",  "too_large",
+      "binary_frame",       "unauthorized",       "forbidden",  "not_found",
+      "method_not_allowed", "resume_unavailable", "overloaded", "internal"};
+  const auto i = static_cast<std::size_t>(c);
+  return i < names.size() ? names[i] : "internal";
+}
+
+unsigned http_status(error_code c) {
+  switch (c) {
+    case error_code::unauthorized:
+      return 401;
+    case error_code::forbidden:
+      return 403;
+    case error_code::not_found:
+    case error_code::unknown_position:
+      return 404;
+    case error_code::method_not_allowed:
+      return 405;
+    case error_code::too_large:
+      return 413;
+    case error_code::overloaded:
+      return 503;
+    case error_code::internal:
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+bool subscription::matches(const event_body& e) const {
+  if (const auto* a = std::get_if<alert_event>(&e)) {
+    if ((channels & ch_alerts) == 0) return false;
+    if (std::max(a->from, a->to) < min_band) return false;
+    if (!protocols.empty() && !contains_sorted(protocols, a->protocol)) return false;
+    if (!assets.empty() && std::none_of(a->assets.begin(), a->assets.end(),
+                                        [&](asset_id x) { return contains_sorted(assets, x); })) {
+      return false;
+    }
+    if (!positions.empty() && !contains_sorted(positions, a->position)) return false;
+    if (!owners.empty() && !contains_sorted(owners, a->owner)) return false;
+    return true;
+  }
+  if (const auto* p = std::get_if<price_event>(&e)) {
+    if ((channels & ch_prices) == 0) return false;
+    return assets.empty() || contains_sorted(assets, p->asset);
+  }
+  return (channels & ch_cascades) != 0;
+}
+
+client_message decode_client_message(std::string_view frame, const market& m,
+                                     const decode_limits& limits) {
+  client_message out;
+  wire_reader r(frame);
+  if (fault f = r.start()) {
+    out.body = *std::move(f);
+    return out;
+  }
+
+  // First pass: `id` (so that any refusal can echo it) and `op` (which decides what the
+  // other keys may be), wherever they are in the object; the other values are skipped.
+  od::object root;
+  if (fault f = r.root_object(root)) {
+    out.body = *std::move(f);
+    return out;
+  }
+  bool id_seen = false;
+  bool op_seen = false;
+  fault id_fault;
+  fault op_fault;
+  std::optional<op_kind> op;
+  if (fault f = r.for_each_field(root, [&](std::string_view k, od::value& v) -> fault {
+        if (k == "id" && !id_seen) {
+          id_seen = true;
+          if (fault g = r.read_scalar_json(v, out.id)) {
+            out.id.clear();
+            if (g->code == error_code::bad_json) return g;
+            id_fault = std::move(g);
+          }
+        } else if (k == "op" && !op_seen) {
+          op_seen = true;
+          std::string_view s;
+          if (fault g = r.read_string(v, s)) {
+            if (g->code == error_code::bad_json) return g;
+            op_fault = std::move(g);
+          } else if (!(op = parse_op(s))) {
+            op_fault = r.error(error_code::unknown_op,
+                               detail::cat("unknown op ", detail::wire_quoted(s),
+                                           " (expected subscribe, unsubscribe, price, prices, "
+                                           "resume or ping)"));
+          }
+        }
+        return std::nullopt;
+      })) {
+    out.body = *std::move(f);
+    return out;
+  }
+  if (fault f = r.finish()) {
+    out.body = *std::move(f);
+    return out;
+  }
+  if (id_fault) {
+    out.body = *std::move(id_fault);
+    return out;
+  }
+  if (!op_seen) {
+    out.body = r.missing("op");
+    return out;
+  }
+  if (op_fault) {
+    out.body = *std::move(op_fault);
+    return out;
+  }
+
+  r.rewind();
+  if (fault f = r.root_object(root)) {
+    out.body = *std::move(f);
+    return out;
+  }
+  switch (*op) {
+    case op_kind::subscribe:
+      out.body = decode_subscribe(r, root, m, limits);
+      break;
+    case op_kind::unsubscribe:
+      out.body = decode_unsubscribe(r, root);
+      break;
+    case op_kind::price:
+      out.body = decode_price(r, root, m);
+      break;
+    case op_kind::prices:
+      out.body = decode_prices(r, root, m, limits);
+      break;
+    case op_kind::resume:
+      out.body = decode_resume(r, root);
+      break;
+    case op_kind::ping:
+      out.body = decode_ping(r, root);
+      break;
+  }
+  return out;
+}
+
+std::string encode_hello(std::uint64_t seq, std::uint64_t oldest_seq) {
+  json_writer w;
+  w.begin_object()
+      .field("type", "hello")
+      .field("seq", seq)
+      .field("oldest_seq", oldest_seq)
+      .field("server", "cascade")
+      .end_object();
+  return w.take();
+}
+
+std::string encode_ack(std::string_view id, std::uint64_t seq) {
+  json_writer w;
+  w.begin_object().field("type", "ack");
+  write_id(w, id);
+  w.field("seq", seq).end_object();
+  return w.take();
+}
+
+std::string encode_pong(std::string_view id) {
+  json_writer w;
+  w.begin_object().field("type", "pong");
+  write_id(w, id);
+  w.end_object();
+  return w.take();
+}
+
+std::string encode_error(std::string_view id, const wire_error& e) {
+  json_writer w;
+  w.begin_object().field("type", "error");
+  write_id(w, id);
+  w.field("code", to_string(e.code)).field("message", e.message).end_object();
+  return w.take();
+}
+
+std::string encode_gap(std::uint64_t from, std::uint64_t to) {
+  json_writer w;
+  w.begin_object().field("type", "gap").field("from", from).field("to", to).end_object();
+  return w.take();
+}
+
+void write_cascade_fields(json_writer& w, const cascade_event& c, const market& m) {
+  w.field("rounds", c.rounds)
+      .field("liquidatable_now", c.liquidatable_now)
+      .field("positions_liquidated", c.positions_liquidated)
+      .field("repaid_usd", c.repaid_usd)
+      .field("seized_usd", c.seized_usd);
+  const std::size_t protocols = std::min(m.protocol_count(), c.bad_debt_usd.size());
+  w.key("bad_debt_usd").begin_object();
+  for (std::size_t i = 0; i < protocols; ++i) {
+    w.field(m.protocols()[i].name, c.bad_debt_usd[i]);
+  }
+  w.end_object();
+  w.key("liquidated").begin_object();
+  for (std::size_t i = 0; i < std::min(m.protocol_count(), c.liquidated.size()); ++i) {
+    w.field(m.protocols()[i].name, c.liquidated[i]);
+  }
+  w.end_object();
+  w.key("sold").begin_object();
+  for (const auto& [a, units] : c.sold) {
+    if (a.valid() && a.index() < m.asset_count()) w.field(m.asset(a).symbol, units);
+  }
+  w.end_object();
+  w.key("start_prices").begin_object();
+  for (std::size_t i = 0; i < std::min(m.asset_count(), c.start_prices.size()); ++i) {
+    w.field(m.assets()[i].symbol, c.start_prices[i]);
+  }
+  w.end_object();
+  w.key("final_prices").begin_object();
+  for (std::size_t i = 0; i < std::min(m.asset_count(), c.final_prices.size()); ++i) {
+    w.field(m.assets()[i].symbol, c.final_prices[i]);
+  }
+  w.end_object();
+  // The relative drop the cascade caused, for the assets whose price it moved.
+  w.key("amplification").begin_object();
+  const std::size_t both =
+      std::min({m.asset_count(), c.start_prices.size(), c.final_prices.size()});
+  for (std::size_t i = 0; i < both; ++i) {
+    const double start = c.start_prices[i];
+    const double end = c.final_prices[i];
+    if (start > 0.0 && end != start) w.field(m.assets()[i].symbol, -(end / start - 1.0));
+  }
+  w.end_object();
+  w.field("duration_ms", c.duration_ms);
+}
+
+std::string encode_event(const event& e, const market& m) {
+  json_writer w;
+  if (const auto* a = std::get_if<alert_event>(&e.body)) {
+    write_alert(w, e, *a, m);
+  } else if (const auto* p = std::get_if<price_event>(&e.body)) {
+    write_price(w, e, *p, m);
+  } else {
+    w.begin_object();
+    write_envelope(w, "cascade", e);
+    write_cascade_fields(w, std::get<cascade_event>(e.body), m);
+    w.end_object();
+  }
+  return w.take();
+}
+
+}  // namespace cascade::proto
