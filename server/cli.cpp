@@ -34,6 +34,12 @@ commands:
   gen --positions N [--seed S] [--config FILE] [--out FILE]
       write a synthetic book of N positions for the market (CSV:
       id,protocol,asset,collateral,debt,owner; one row per leg)
+  serve [--config FILE | --scenario FILE] [--positions FILE.csv] [--port N]
+        [--bind ADDR] [--set server.KEY=VALUE ...]
+      run the server: HTTP + WebSocket on one port (REST under /v1, WebSocket at
+      /v1/ws, Prometheus at /metrics; proto/PROTOCOL.md); prints
+      "listening http://ADDR:PORT" once ready, stops on SIGINT or SIGTERM.
+      Environment: CASCADE_SERVER_<KEY>=VALUE, CASCADE_TOKENS=TOKEN:ROLE,...
   help
       this text
 
@@ -49,6 +55,7 @@ struct command {
 constexpr command commands[] = {
     {"demo", cmd_demo},     {"stress", cmd_stress}, {"curves", cmd_curves},
     {"health", cmd_health}, {"gen", cmd_gen},       {"risk", cmd_risk},
+    {"serve", cmd_serve},
 };
 
 }  // namespace

@@ -16,5 +16,6 @@ int cmd_stress(command_args args, std::ostream& out, std::ostream& err);
 int cmd_curves(command_args args, std::ostream& out, std::ostream& err);
 int cmd_demo(command_args args, std::ostream& out, std::ostream& err);
 int cmd_risk(command_args args, std::ostream& out, std::ostream& err);
+int cmd_serve(command_args args, std::ostream& out, std::ostream& err);
 
 }  // namespace cascade::server
