@@ -5,8 +5,8 @@
 // `limit` events are waiting; past that they are dropped and the dropped seq range
 // [from, to] is remembered. The gap is announced (a gap message, queued as control)
 // before the next event that fits or the next control message, or as soon as the queue
-// drains empty, so a client always learns of a gap before it sees anything newer. Events with seq at or below
-// the last one queued are skipped (a resume races with live delivery; seq never goes
+// drains empty, so a client always learns of a gap before it sees anything newer. Events with seq
+// at or below the last one queued are skipped (a resume races with live delivery; seq never goes
 // back).
 //
 // Allocates as messages queue; throws nothing but std::bad_alloc.
