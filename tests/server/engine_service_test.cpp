@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "support/fixtures.hpp"
@@ -227,6 +228,62 @@ TEST_CASE("snapshots run on the worker, on a copy, while the engine moves on", "
   f.engine->stop();
   CHECK(worker != std::this_thread::get_id());
   CHECK(eth_in_snapshot == 2000.0);  // the copy predates the tick
+}
+
+TEST_CASE("a tick of a base asset moves its derived assets at their ratio",
+          "[engine_service][derived]") {
+  market mk;
+  must(mk.add_asset({"ETH", 2000.0, pool{1e6, 2e9}}));
+  must(
+      mk.add_asset({"stETH", 1990.0, std::nullopt, derivation{"ETH", pool{2000.0, 1990.0}, true}}));
+  must(mk.add_asset({"USDC", 1.0, std::nullopt}));
+  must(mk.add_protocol({"lend", protocol_kind::pooled, 0.5, 0.95, {{"stETH", {0.93, 0.01}}}}));
+  auto m = std::make_unique<market>(std::move(mk));
+  auto b = std::make_unique<book>(*m);
+  // A stETH/ETH loop: HF = 100 * 1990 * 0.93 / (90 * 2000) = 1.0282 at any ETH price,
+  // as long as stETH follows ETH.
+  must(b->upsert(std::vector<position_input>{
+      {"loop",
+       pid(*m, "lend"),
+       "",
+       {{aid(*m, "stETH"), 100.0, 0.0}, {aid(*m, "ETH"), 0.0, 90.0}}}}));
+  const asset_id eth = aid(*m, "ETH");
+  const asset_id steth = aid(*m, "stETH");
+  collector c;
+  std::atomic<bool> prices_wanted{false};
+  engine_service engine(std::move(m), std::move(b), {}, c.sink(), prices_wanted, nullptr);
+  engine.start();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<double> prices;
+  std::optional<double> hf;
+  const auto read = [&] {
+    prices.clear();
+    REQUIRE(engine.submit({now_ns(), query_cmd{[&](const engine_view& v) {
+                             std::lock_guard lock(mu);
+                             prices.assign(v.b.prices().begin(), v.b.prices().end());
+                             hf = v.b.health("loop");
+                             cv.notify_all();
+                           }}}));
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 10s, [&] { return !prices.empty(); }));
+  };
+  // ETH alone: stETH follows at 0.995.
+  REQUIRE(engine.submit({now_ns(), prices_cmd{{{eth, 1500.0, "t", 0.0}}, c.done()}}));
+  read();
+  CHECK(prices[eth.index()] == 1500.0);
+  CHECK(prices[steth.index()] == Approx(1500.0 * 0.995).epsilon(1e-15));
+  CHECK(*hf == Approx(100 * 1990 * 0.93 / (90 * 2000.0)).epsilon(1e-12));
+  // A batch that prices stETH itself (a depeg) keeps that price, whatever ETH does.
+  REQUIRE(engine.submit(
+      {now_ns(), prices_cmd{{{eth, 1400.0, "t", 0.0}, {steth, 1300.0, "t", 0.0}}, c.done()}}));
+  read();
+  CHECK(prices[steth.index()] == 1300.0);
+  // The ratio the depeg left (1300/1400) is the one the next ETH tick keeps.
+  REQUIRE(engine.submit({now_ns(), prices_cmd{{{eth, 2800.0, "t", 0.0}}, c.done()}}));
+  read();
+  CHECK(prices[steth.index()] == Approx(2600.0).epsilon(1e-12));
+  engine.stop();
 }
 
 }  // namespace
