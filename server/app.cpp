@@ -196,6 +196,16 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     r.body = met.serialize();
     return reply(std::move(r));
   }
+  if (path == "/v1/ws") {
+    // A plain request to the WebSocket endpoint (a browser, curl): say how to connect.
+    met.error(error_code::bad_request).Increment();
+    http_response r = json(
+        426, proto::encode_error_body({error_code::bad_request,
+                                       "/v1/ws is the WebSocket endpoint: connect with a WebSocket "
+                                       "client (Upgrade: websocket), e.g. ws://HOST:PORT/v1/ws"}));
+    r.headers.emplace_back("Upgrade", "websocket");
+    return reply(std::move(r));
+  }
   if (!path.starts_with("/v1/")) {
     return refuse(reply, error_code::not_found, proto::detail::cat("no resource at '", path, "'"));
   }
