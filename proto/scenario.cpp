@@ -10,77 +10,27 @@
 #include <utility>
 
 #include "proto/input_error.hpp"
+#include "proto/json_read.hpp"
 
 namespace cascade::proto {
 
 namespace {
 
 namespace od = simdjson::ondemand;
+using detail::json_space;
+using detail::key_set;
+using detail::root_end;
+using detail::trimmed_token;
+using detail::type_name;
 constexpr std::size_t npos = std::string_view::npos;
 // How deep values under unknown keys may nest.
 constexpr std::size_t max_unknown_depth = 64;
-
-std::string_view type_name(od::json_type t) {
-  switch (t) {
-    case od::json_type::array:
-      return "an array";
-    case od::json_type::object:
-      return "an object";
-    case od::json_type::number:
-      return "a number";
-    case od::json_type::string:
-      return "a string";
-    case od::json_type::boolean:
-      return "a boolean";
-    case od::json_type::null:
-      return "null";
-  }
-  return "a value";
-}
-
-bool json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// The text of a scalar token, without the whitespace after it.
-std::string_view trimmed_token(od::value& v) {
-  std::string_view raw = v.raw_json_token();
-  while (!raw.empty() && json_space(raw.back())) raw.remove_suffix(1);
-  return raw;
-}
 
 // NaN, Infinity and the like: what other encoders write where JSON has no number.
 bool non_finite_literal(std::string_view raw) {
   if (!raw.empty() && (raw[0] == '-' || raw[0] == '+')) raw.remove_prefix(1);
   return !raw.empty() && (raw[0] == 'N' || raw[0] == 'n' || raw[0] == 'I' || raw[0] == 'i') &&
          raw != "null";
-}
-
-// Where the root container of `text` ends (one past its closing bracket), by bracket
-// matching outside strings; npos when it never closes. Only used to explain an error
-// that simdjson reports without saying whether the document is cut short or followed
-// by more content.
-std::size_t root_end(std::string_view text) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      if (depth == 0) return i;  // a stray closer: content after the document
-      if (--depth == 0) return i + 1;
-    }
-  }
-  return npos;
 }
 
 // One step of the JSON path of the value being decoded: a key or an array index.
@@ -132,29 +82,6 @@ class path_scope {
 
  private:
   std::vector<path_part>& path_;
-};
-
-// Tracks which known keys of one object were seen, to refuse repeats and report
-// missing required keys.
-template <std::size_t N>
-class key_set {
- public:
-  explicit constexpr key_set(std::array<std::string_view, N> names) : names_(names) {}
-  // Index of `k` among the known names, or N.
-  [[nodiscard]] std::size_t find(std::string_view k) const {
-    for (std::size_t i = 0; i < N; ++i) {
-      if (names_[i] == k) return i;
-    }
-    return N;
-  }
-  // False when the key was seen before.
-  bool mark(std::size_t i) { return !std::exchange(seen_[i], true); }
-  [[nodiscard]] bool seen(std::size_t i) const { return seen_[i]; }
-  [[nodiscard]] std::string_view name(std::size_t i) const { return names_[i]; }
-
- private:
-  std::array<std::string_view, N> names_;
-  std::array<bool, N> seen_{};
 };
 
 class decoder {

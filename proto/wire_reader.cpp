@@ -15,33 +15,6 @@ constexpr std::size_t max_borrowed_bytes = 64 << 10;
 // How deep values under unused fields may nest.
 constexpr std::size_t max_unused_depth = 64;
 
-std::string_view type_name(od::json_type t) {
-  switch (t) {
-    case od::json_type::array:
-      return "an array";
-    case od::json_type::object:
-      return "an object";
-    case od::json_type::number:
-      return "a number";
-    case od::json_type::string:
-      return "a string";
-    case od::json_type::boolean:
-      return "a boolean";
-    case od::json_type::null:
-      return "null";
-  }
-  return "a value";
-}
-
-bool json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// The text of a scalar token, without the whitespace after it.
-std::string_view trimmed_token(od::value& v) {
-  std::string_view raw = v.raw_json_token();
-  while (!raw.empty() && json_space(raw.back())) raw.remove_suffix(1);
-  return raw;
-}
-
 bool ascii_iequal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -84,35 +57,6 @@ bool json_number_grammar(std::string_view s) {
     while (i < n && digit(s[i])) ++i;
   }
   return i == n;
-}
-
-// Where the root container of `text` ends (one past its closing bracket), by bracket
-// matching outside strings; npos when it never closes. Only used to explain an error
-// that simdjson reports without saying whether the message is cut short or followed by
-// more content.
-std::size_t root_end(std::string_view text) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      if (depth == 0) return i;  // a stray closer: content after the document
-      if (--depth == 0) return i + 1;
-    }
-  }
-  return std::string_view::npos;
 }
 
 // Length of the valid UTF-8 sequence at s[i], or 0.

@@ -23,6 +23,7 @@
 
 #include "engine/ids.hpp"
 #include "engine/market.hpp"
+#include "proto/json_read.hpp"
 #include "proto/ws_codec.hpp"
 
 namespace cascade::proto::detail {
@@ -35,30 +36,6 @@ using fault = std::optional<wire_error>;
 // control bytes and invalid UTF-8 escaped as \xNN, so that the message stays valid UTF-8
 // whatever the input was.
 [[nodiscard]] std::string wire_quoted(std::string_view s);
-
-// Tracks which known keys of one object were seen, to refuse repeats and unknown keys
-// and to report missing required keys.
-template <std::size_t N>
-class key_set {
- public:
-  explicit constexpr key_set(std::array<std::string_view, N> names) : names_(names) {}
-  // Index of `k` among the known names, or N.
-  [[nodiscard]] std::size_t find(std::string_view k) const {
-    for (std::size_t i = 0; i < N; ++i) {
-      if (names_[i] == k) return i;
-    }
-    return N;
-  }
-  // False when the key was seen before.
-  bool mark(std::size_t i) { return !std::exchange(seen_[i], true); }
-  [[nodiscard]] bool seen(std::size_t i) const { return seen_[i]; }
-  [[nodiscard]] std::string_view name(std::size_t i) const { return names_[i]; }
-  [[nodiscard]] std::span<const std::string_view> names() const { return names_; }
-
- private:
-  std::array<std::string_view, N> names_;
-  std::array<bool, N> seen_{};
-};
 
 class wire_reader {
  public:
