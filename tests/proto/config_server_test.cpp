@@ -15,21 +15,8 @@ using cascade::proto::role;
 using cascade::proto::server_settings;
 using cascade::testing::must;
 
-constexpr std::string_view sections = R"(
-[positions]
-generate = 1000
-
-[[assets]]
-symbol = "ETH"
-price = 2000
-
-[[protocols]]
-name = "lend"
-kind = "pooled"
-close_factor = 0.5
-full_liquidation_hf = 0.95
-assets = { ETH = { liquidation_threshold = 0.8, liquidation_bonus = 0.05 } }
-)";
+// Everything but [server].
+constexpr std::string_view sections = cascade::testing::minimal_config_toml;
 
 // A config whose [server] table is `server` (line 2 onwards).
 std::string with_server(std::string_view server) {

@@ -28,21 +28,8 @@ std::string read(const std::string& path) {
   return ss.str();
 }
 
-constexpr std::string_view minimal = R"(
-[positions]
-generate = 1000
-
-[[assets]]
-symbol = "ETH"
-price = 2000
-
-[[protocols]]
-name = "lend"
-kind = "pooled"
-close_factor = 0.5
-full_liquidation_hf = 0.95
-assets = { ETH = { liquidation_threshold = 0.8, liquidation_bonus = 0.05 } }
-)";
+using cascade::testing::minimal_config_toml;
+constexpr std::string_view minimal = minimal_config_toml;
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <string_view>
 
 #include "engine/book.hpp"
 #include "engine/market.hpp"
@@ -37,6 +38,23 @@ inline market small_market() {
   must(m.add_protocol({"vault", protocol_kind::cdp, 1.0, 1.0, {{"ETH", {1.0 / 1.5, 0.13}}}}));
   return m;
 }
+
+// The smallest valid TOML config: one asset, one protocol, a generated book.
+inline constexpr std::string_view minimal_config_toml = R"(
+[positions]
+generate = 1000
+
+[[assets]]
+symbol = "ETH"
+price = 2000
+
+[[protocols]]
+name = "lend"
+kind = "pooled"
+close_factor = 0.5
+full_liquidation_hf = 0.95
+assets = { ETH = { liquidation_threshold = 0.8, liquidation_bonus = 0.05 } }
+)";
 
 inline asset_id aid(const market& m, std::string_view s) { return *m.find_asset(s); }
 inline protocol_id pid(const market& m, std::string_view s) { return *m.find_protocol(s); }
