@@ -7,6 +7,21 @@
 
 namespace cascade {
 
+absl::StatusOr<asset_curves> standard_curves(const book& b, asset_id a, cascade_simulator& sim,
+                                             const critical_shock_options& o) {
+  asset_curves out;
+  auto liq = liquidation_curve(b, a, grid(0.0, 0.9, 90));
+  if (!liq.ok()) return liq.status();
+  auto casc = cascade_curve(b, a, grid(0.0, 0.5, 50), sim, o.max_rounds);
+  if (!casc.ok()) return casc.status();
+  auto crit = find_critical_shock(b, a, sim, o);
+  if (!crit.ok()) return crit.status();
+  out.liquidation = *std::move(liq);
+  out.cascade = *std::move(casc);
+  out.critical = *crit;
+  return out;
+}
+
 std::vector<double> grid(double from, double to, std::uint32_t steps) {
   std::vector<double> out;
   out.reserve(steps + 1);

@@ -78,6 +78,18 @@ struct critical_shock {
 [[nodiscard]] absl::StatusOr<critical_shock> find_critical_shock(
     const book& b, asset_id a, cascade_simulator& sim, const critical_shock_options& o = {});
 
+// The curves `cascade curves` and GET /v1/curves report for one asset: the liquidation
+// curve at drops 0 to 90% by 1%, the cascade curve at shocks 0 to 50% by 1% (with
+// o.max_rounds), and the critical shock.
+struct asset_curves {
+  std::vector<liquidation_point> liquidation;
+  std::vector<cascade_point> cascade;
+  critical_shock critical;
+};
+[[nodiscard]] absl::StatusOr<asset_curves> standard_curves(const book& b, asset_id a,
+                                                           cascade_simulator& sim,
+                                                           const critical_shock_options& o);
+
 // Evenly spaced grid from `from` to `to` inclusive, `steps` intervals.
 [[nodiscard]] std::vector<double> grid(double from, double to, std::uint32_t steps);
 

@@ -136,8 +136,9 @@ bool hex_digit(char c, int& out) {
   return true;
 }
 
-// Form-style percent-decoding ('+' is a space). False on a bad escape.
-bool percent_decode(std::string_view in, std::string& out) {
+// Percent-decoding; '+' is a space in form-style query strings only. False on a bad
+// escape.
+bool percent_decode(std::string_view in, std::string& out, bool plus_is_space = true) {
   out.clear();
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
@@ -150,7 +151,7 @@ bool percent_decode(std::string_view in, std::string& out) {
       }
       out.push_back(static_cast<char>(hi * 16 + lo));
       i += 2;
-    } else if (c == '+') {
+    } else if (c == '+' && plus_is_space) {
       out.push_back(' ');
     } else {
       out.push_back(c);
@@ -696,6 +697,14 @@ std::string_view critical_reason(const critical_shock& c) {
   if (!c.shock) return "none up to 90%";
   if (c.amplifies && c.bad_debt) return "amplifies, bad debt";
   return c.bad_debt ? "bad debt" : "amplifies";
+}
+
+std::optional<std::string> decode_path_segment(std::string_view raw) {
+  std::string out;
+  if (raw.find('/') != std::string_view::npos || !percent_decode(raw, out, false)) {
+    return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace cascade::proto

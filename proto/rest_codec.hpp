@@ -60,6 +60,10 @@ using query_params = std::vector<std::pair<std::string, std::string>>;
 [[nodiscard]] decoded<query_params> decode_query(std::string_view query,
                                                  std::span<const std::string_view> known);
 
+// One %-escaped path segment (e.g. the id of /v1/positions/{id}); '+' stays '+'.
+// nullopt on a bad escape or an unescaped '/'.
+[[nodiscard]] std::optional<std::string> decode_path_segment(std::string_view raw);
+
 // GET /v1/positions query: max_hf (finite > 0, default 1.1), protocol, asset, limit
 // (1..10000, default 100), cursor (from encode_positions_page).
 struct at_risk_query {

@@ -42,31 +42,6 @@ http_response json(unsigned status, std::string body) {
   return r;
 }
 
-// Decodes %XX escapes of a path segment; nullopt on a bad escape.
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  const auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex(s[i + 1]);
-    const int lo = hex(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return out;
-}
-
 // Compares without an early exit, so a token's prefix cannot be found by timing.
 bool same_token(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -122,6 +97,12 @@ struct app::impl {
   }
   void refuse(const http_reply& reply, error_code code, std::string message) {
     reply(refuse(wire_error{code, std::move(message)}));
+  }
+  // The answer when the worker already has its fill of snapshot jobs.
+  std::function<void()> snapshot_overloaded(const http_reply& reply) {
+    return [this, reply] {
+      refuse(reply, error_code::overloaded, "too many stress and curve requests are running");
+    };
   }
   // Submits to the engine, or answers `overloaded`.
   bool submit(command&& c, const http_reply& reply) {
@@ -377,9 +358,8 @@ void app::impl::write_positions(http_request& req, const http_reply& reply) {
     return;
   }
   // One path segment: an id holding '/' is written %2F there.
-  const std::string_view raw =
-      std::string_view(req.path).substr(std::string_view("/v1/positions/").size());
-  const auto id = raw.find('/') == std::string_view::npos ? percent_decode(raw) : std::nullopt;
+  const auto id = proto::decode_path_segment(
+      std::string_view(req.path).substr(std::string_view("/v1/positions/").size()));
   if (!id || id->empty()) {
     return refuse(reply, error_code::bad_request,
                   "the position id in the path is empty, badly %-escaped, or holds an "
@@ -432,9 +412,7 @@ void app::impl::post_prices(const http_request& req, const http_reply& reply) {
 
 void app::impl::post_stress(http_request& req, const http_reply& reply) {
   const market* m = &mkt();
-  const auto overloaded = [this, reply] {
-    refuse(reply, error_code::overloaded, "too many stress and curve requests are running");
-  };
+  const auto overloaded = snapshot_overloaded(reply);
   if (proto::body_has_positions(req.body)) {
     // A self-contained scenario: exactly `cascade stress`, on a worker, never touching
     // the live book.
@@ -487,16 +465,6 @@ void app::impl::post_stress(http_request& req, const http_reply& reply) {
       reply);
 }
 
-namespace {
-
-std::vector<double> grid(double lo, double hi, int steps) {
-  std::vector<double> g;
-  for (int i = 0; i <= steps; ++i) g.push_back(lo + (hi - lo) * i / steps);
-  return g;
-}
-
-}  // namespace
-
 void app::impl::get_curves(const http_request& req, const http_reply& reply) {
   constexpr std::string_view known[] = {"asset"};
   auto q = proto::decode_query(req.query, known);
@@ -515,19 +483,15 @@ void app::impl::get_curves(const http_request& req, const http_reply& reply) {
                          critical_shock_options co;
                          co.max_rounds = rounds;
                          cascade_simulator sim;
-                         auto liq = liquidation_curve(snap, a, grid(0.0, 0.9, 90));
-                         auto casc = cascade_curve(snap, a, grid(0.0, 0.5, 50), sim, rounds);
-                         auto crit = find_critical_shock(snap, a, sim, co);
-                         if (!liq.ok() || !casc.ok() || !crit.ok()) {
+                         auto c = standard_curves(snap, a, sim, co);
+                         if (!c.ok()) {
                            return refuse(reply, error_code::internal,
                                          "the curves could not be computed");
                          }
-                         reply(json(200, proto::encode_curves(snap, a, *liq, *casc, *crit, co)));
+                         reply(json(200, proto::encode_curves(snap, a, c->liquidation, c->cascade,
+                                                              c->critical, co)));
                        },
-                       [this, reply] {
-                         refuse(reply, error_code::overloaded,
-                                "too many stress and curve requests are running");
-                       }}},
+                       snapshot_overloaded(reply)}},
          reply);
 }
 
@@ -582,10 +546,7 @@ void app::impl::get_risk(const http_reply& reply) {
                                                              settings.volatility_half_life_hours,
                                                              max_rounds, met)));
                               },
-                              [this, reply] {
-                                refuse(reply, error_code::overloaded,
-                                       "too many stress and curve requests are running");
-                              }}},
+                              snapshot_overloaded(reply)}},
       reply);
 }
 

@@ -34,14 +34,11 @@ int cmd_curves(command_args args, std::ostream& out, std::ostream& err) {
   if (!b.ok()) return fail(b.status());
 
   cascade_simulator sim;
-  auto liq = liquidation_curve(**b, *asset, grid(0.0, 0.9, 90));
-  if (!liq.ok()) return fail(liq.status());
-  auto casc = cascade_curve(**b, *asset, grid(0.0, 0.5, 50), sim, co.max_rounds);
-  if (!casc.ok()) return fail(casc.status());
-  auto crit = find_critical_shock(**b, *asset, sim, co);
-  if (!crit.ok()) return fail(crit.status());
-
-  out << proto::encode_curves(**b, *asset, *liq, *casc, *crit, co) << '\n';
+  auto curves = standard_curves(**b, *asset, sim, co);
+  if (!curves.ok()) return fail(curves.status());
+  out << proto::encode_curves(**b, *asset, curves->liquidation, curves->cascade, curves->critical,
+                              co)
+      << '\n';
   return exit_ok;
 }
 

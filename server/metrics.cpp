@@ -18,9 +18,14 @@ prometheus::Counter& counter(prometheus::Registry& r, const std::string& name,
   return BuildCounter().Name(name).Help(help).Register(r).Add({});
 }
 
+prometheus::Family<prometheus::Gauge>& gauges(prometheus::Registry& r, const std::string& name,
+                                              const std::string& help) {
+  return BuildGauge().Name(name).Help(help).Register(r);
+}
+
 prometheus::Gauge& gauge(prometheus::Registry& r, const std::string& name,
                          const std::string& help) {
-  return BuildGauge().Name(name).Help(help).Register(r).Add({});
+  return gauges(r, name, help).Add({});
 }
 
 // Latency buckets from 5 us to 10 s, about x2 apart.
@@ -82,26 +87,15 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
                                   "Connections refused over max_connections.")),
       registry_(std::move(r)) {
   auto& reg = *registry_;
-  auto& pos = BuildGauge()
-                  .Name("cascade_positions")
-                  .Help("Live positions per protocol and health band.")
-                  .Register(reg);
-  auto& liq_coll = BuildGauge()
-                       .Name("cascade_liquidatable_collateral_usd")
-                       .Help("Collateral of positions in the liquidatable band, at oracle prices.")
-                       .Register(reg);
-  auto& liq_debt = BuildGauge()
-                       .Name("cascade_liquidatable_debt_usd")
-                       .Help("Debt of positions in the liquidatable band, at oracle prices.")
-                       .Register(reg);
-  auto& bad = BuildGauge()
-                  .Name("cascade_projected_bad_debt_usd")
-                  .Help("Bad debt the latest cascade projection leaves, per protocol.")
-                  .Register(reg);
-  auto& liq = BuildGauge()
-                  .Name("cascade_projected_liquidated_positions")
-                  .Help("Positions the latest cascade projection liquidates, per protocol.")
-                  .Register(reg);
+  auto& pos = gauges(reg, "cascade_positions", "Live positions per protocol and health band.");
+  auto& liq_coll = gauges(reg, "cascade_liquidatable_collateral_usd",
+                          "Collateral of positions in the liquidatable band, at oracle prices.");
+  auto& liq_debt = gauges(reg, "cascade_liquidatable_debt_usd",
+                          "Debt of positions in the liquidatable band, at oracle prices.");
+  auto& bad = gauges(reg, "cascade_projected_bad_debt_usd",
+                     "Bad debt the latest cascade projection leaves, per protocol.");
+  auto& liq = gauges(reg, "cascade_projected_liquidated_positions",
+                     "Positions the latest cascade projection liquidates, per protocol.");
   for (std::size_t p = 0; p < m.protocol_count(); ++p) {
     const std::string& name = m.get_protocol(protocol_id::from_index(p)).name;
     std::array<prometheus::Gauge*, band_count> row{};
@@ -115,30 +109,18 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
     projected_bad_debt_usd.push_back(&bad.Add({{"protocol", name}}));
     projected_liquidated.push_back(&liq.Add({{"protocol", name}}));
   }
-  auto& price =
-      BuildGauge().Name("cascade_price_usd").Help("Current oracle price per asset.").Register(reg);
-  auto& vol = BuildGauge()
-                  .Name("cascade_volatility_annual_ratio")
-                  .Help(
-                      "EWMA volatility of the asset's tick stream, annualized (NaN until "
-                      "enough ticks).")
-                  .Register(reg);
-  auto& crit = BuildGauge()
-                   .Name("cascade_critical_shock_ratio")
-                   .Help(
-                       "Distance to cascade: the smallest price drop of the asset that "
-                       "amplifies itself or creates material bad debt (NaN: none up to 90%).")
-                   .Register(reg);
-  auto& prob = BuildGauge()
-                   .Name("cascade_critical_shock_probability")
-                   .Help(
-                       "Probability that the asset touches its critical shock within the "
-                       "risk horizon (log-normal, EWMA volatility).")
-                   .Register(reg);
-  auto& drop = BuildGauge()
-                   .Name("cascade_projected_price_drop_ratio")
-                   .Help("Price drop the latest cascade projection ends with, per asset.")
-                   .Register(reg);
+  auto& price = gauges(reg, "cascade_price_usd", "Current oracle price per asset.");
+  auto& vol = gauges(reg, "cascade_volatility_annual_ratio",
+                     "EWMA volatility of the asset's tick stream, annualized (NaN until "
+                     "enough ticks).");
+  auto& crit = gauges(reg, "cascade_critical_shock_ratio",
+                      "Distance to cascade: the smallest price drop of the asset that "
+                      "amplifies itself or creates material bad debt (NaN: none up to 90%).");
+  auto& prob = gauges(reg, "cascade_critical_shock_probability",
+                      "Probability that the asset touches its critical shock within the "
+                      "risk horizon (log-normal, EWMA volatility).");
+  auto& drop = gauges(reg, "cascade_projected_price_drop_ratio",
+                      "Price drop the latest cascade projection ends with, per asset.");
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (std::size_t a = 0; a < m.asset_count(); ++a) {
     const std::string& sym = m.asset(asset_id::from_index(a)).symbol;

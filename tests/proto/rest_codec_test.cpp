@@ -482,3 +482,12 @@ TEST_CASE("critical_reason names why a shock is critical", "[rest_codec]") {
   c.amplifies = false;
   CHECK(proto::critical_reason(c) == "bad debt");
 }
+
+TEST_CASE("a path segment decodes %-escapes, keeps '+' and refuses a raw '/'", "[rest_codec]") {
+  CHECK(proto::decode_path_segment("b%2Fc") == std::optional<std::string>("b/c"));
+  CHECK(proto::decode_path_segment("a+b%20c") == std::optional<std::string>("a+b c"));
+  CHECK(proto::decode_path_segment("") == std::optional<std::string>(""));
+  CHECK_FALSE(proto::decode_path_segment("b/c"));
+  CHECK_FALSE(proto::decode_path_segment("bad%2"));
+  CHECK_FALSE(proto::decode_path_segment("bad%zz"));
+}
