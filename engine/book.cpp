@@ -55,6 +55,10 @@ book::book(const market& m, book_options options)
   anchor_hi_ = prices_;
   band_counts_.assign(m.protocol_count(), {});
   tick_slot_.assign(n, -1);
+  for (std::size_t a = 0; a < n; ++a) {
+    const auto id = asset_id::from_index(a);
+    if (const auto base = m.base_of(id)) derived_.emplace_back(id, *base);
+  }
 }
 
 absl::Status book::upsert(std::span<const position_input> batch, std::vector<crossing>* events) {
@@ -275,6 +279,15 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
     } else {
       coalesced_[static_cast<std::size_t>(slot)].price = t.price;
     }
+  }
+  // A derived asset is priced ratio x base (market.hpp): a batch that moves the base
+  // and does not price the derived asset itself moves it at the ratio it had.
+  for (const auto& [d, base] : derived_) {
+    const std::int32_t b = tick_slot_[base.index()];
+    if (b < 0 || tick_slot_[d.index()] >= 0) continue;
+    const double ratio = prices_[d.index()] / prices_[base.index()];
+    tick_slot_[d.index()] = static_cast<std::int32_t>(coalesced_.size());
+    coalesced_.push_back({d, coalesced_[static_cast<std::size_t>(b)].price * ratio});
   }
   for (const tick& t : coalesced_) tick_slot_[t.asset.index()] = -1;
 

@@ -58,6 +58,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/bands.hpp"
@@ -171,7 +172,9 @@ class book {
   // Applies a batch of price ticks. All-or-nothing validation: an unknown asset or a
   // price that is not finite and > 0 refuses the batch. Ticks of one asset coalesce
   // (the last price wins); distinct assets apply in order of first appearance, each
-  // producing the crossings it causes.
+  // producing the crossings it causes. A derived asset whose base the batch moves, and
+  // which the batch does not price itself, follows at the ratio it had (applied after
+  // the batch's own ticks, with itself as the crossings' cause).
   [[nodiscard]] absl::Status apply_ticks(std::span<const tick> ticks,
                                          std::vector<crossing>& events);
 
@@ -310,6 +313,8 @@ class book {
 
   // Scratch for coalescing a tick batch: position in `coalesced_` per asset.
   std::vector<std::int32_t> tick_slot_;
+  // (derived asset, its base), for the ticks that follow a base.
+  std::vector<std::pair<asset_id, asset_id>> derived_;
   std::vector<tick> coalesced_;
 };
 

@@ -50,7 +50,6 @@ struct engine_service::impl {
   void run();
   void process(std::span<command> cmds);
   void apply_prices(std::span<command> cmds);
-  void follow_bases();
   void apply_upsert(command& c);
   void apply_remove(command& c);
   void snapshot(command& c);
@@ -85,9 +84,6 @@ struct engine_service::impl {
   std::vector<crossing> crossings;  // scratch
   std::vector<tick> ticks;          // scratch
   std::vector<std::int64_t> ingest_by_asset;
-  // Derived assets and their bases (market.hpp: a base is never itself derived).
-  std::vector<std::pair<asset_id, asset_id>> derived;
-  std::vector<double> last_price;  // scratch: the batch's last price per asset
 
   // The latest projection and whether the book changed since it ran.
   proto::cascade_event projection;
@@ -118,11 +114,6 @@ engine_service::engine_service(std::unique_ptr<market> m, std::unique_ptr<book> 
   impl_ = std::make_unique<impl>(*market_, std::move(b), settings, std::move(sink), prices_wanted,
                                  mt, *this);
   impl_->ingest_by_asset.assign(market_->asset_count(), 0);
-  impl_->last_price.assign(market_->asset_count(), 0.0);
-  for (std::size_t a = 0; a < market_->asset_count(); ++a) {
-    const auto id = asset_id::from_index(a);
-    if (const auto base = market_->base_of(id)) impl_->derived.emplace_back(id, *base);
-  }
 }
 
 engine_service::~engine_service() { stop(); }
@@ -251,7 +242,6 @@ void engine_service::impl::apply_prices(std::span<command> cmds) {
     }
     received += pc.ticks.size();
   }
-  follow_bases();
   crossings.clear();
   const std::uint64_t ticks_before = bk->stats().ticks;
   absl::Status st = bk->apply_ticks(ticks, crossings);
@@ -294,24 +284,6 @@ void engine_service::impl::apply_prices(std::span<command> cmds) {
     r.applied = res.error ? 0 : pc.ticks.size();
     r.alerts = res.error ? 0 : crossings.size();
     answers.push_back({std::move(pc.done), r});
-  }
-}
-
-// A derived asset is priced as ratio x base price (engine/market.hpp), so a tick of the
-// base moves it too: at the ratio it had before the batch, unless the batch carries a
-// price of its own for it (a feed that prices the derivative wins). Without this a feed
-// of ETH alone would leave wstETH at its old price and a stETH/ETH loop would look
-// healthier as ETH falls, the opposite of what happens.
-void engine_service::impl::follow_bases() {
-  if (derived.empty()) return;
-  std::fill(last_price.begin(), last_price.end(), 0.0);
-  for (const tick& t : ticks) last_price[t.asset.index()] = t.price;
-  const auto prices = bk->prices();
-  for (const auto& [d, base] : derived) {
-    const double pb = last_price[base.index()];
-    if (pb <= 0.0 || last_price[d.index()] > 0.0) continue;
-    ticks.push_back({d, pb * (prices[d.index()] / prices[base.index()])});
-    ingest_by_asset[d.index()] = ingest_by_asset[base.index()];
   }
 }
 
@@ -384,7 +356,13 @@ void engine_service::impl::add_alerts(const std::vector<crossing>& xs, std::int6
     a.assets.erase(std::unique(a.assets.begin(), a.assets.end()), a.assets.end());
     proto::event e;
     e.seq = ++seq;
-    e.ingest_ns = x.cause.valid() && !ingest_by.empty() ? ingest_by[x.cause.index()] : ingest;
+    e.ingest_ns = ingest;
+    if (x.cause.valid() && !ingest_by.empty()) {
+      // A derived asset moved by its base's tick (book.hpp) was ingested with the base.
+      const auto base = mkt.base_of(x.cause);
+      e.ingest_ns = ingest_by[x.cause.index()] != 0 || !base ? ingest_by[x.cause.index()]
+                                                             : ingest_by[base->index()];
+    }
     e.body = std::move(a);
     events.push_back(std::move(e));
   }

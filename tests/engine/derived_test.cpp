@@ -187,3 +187,25 @@ TEST_CASE("cascades with derived assets equal the naive evaluation on random boo
   }
   CHECK(multi_round >= 8);
 }
+
+TEST_CASE("a tick of the base moves the derived asset unless the batch prices it",
+          "[derived][book]") {
+  const market m = derived_market();
+  book b(m);
+  must(b.upsert(std::vector<position_input>{loop(m, "l", 90.0)}));
+  const asset_id eth = aid(m, "ETH");
+  const asset_id steth = aid(m, "stETH");
+  std::vector<crossing> xs;
+  must(b.apply_ticks(std::vector<tick>{{eth, 1000.0}}, xs));
+  CHECK(b.prices()[steth.index()] == Approx(995.0).epsilon(1e-15));
+  // The loop's HF does not move with ETH: stETH follows it.
+  CHECK(*b.health("l") == Approx(100 * 1990 * 0.93 / (90 * 2000.0)).epsilon(1e-12));
+  // A batch pricing stETH itself keeps that price; the next ETH tick keeps its ratio.
+  must(b.apply_ticks(std::vector<tick>{{eth, 1200.0}, {steth, 1100.0}}, xs));
+  CHECK(b.prices()[steth.index()] == 1100.0);
+  must(b.apply_ticks(std::vector<tick>{{eth, 2400.0}}, xs));
+  CHECK(b.prices()[steth.index()] == Approx(2200.0).epsilon(1e-12));
+  // WBTC is pegged to BTC: it follows one for one.
+  must(b.apply_ticks(std::vector<tick>{{aid(m, "BTC"), 30000.0}}, xs));
+  CHECK(b.prices()[aid(m, "WBTC").index()] == Approx(30000.0).epsilon(1e-15));
+}
