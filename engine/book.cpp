@@ -55,13 +55,28 @@ book::book(const market& m, book_options options)
   anchor_hi_ = prices_;
   band_counts_.assign(m.protocol_count(), {});
   tick_slot_.assign(n, -1);
+  const std::size_t np = m.protocol_count();
+  oracle_.reserve(n * np);
+  for (std::size_t p = 0; p < np; ++p) oracle_.insert(oracle_.end(), prices_.begin(), prices_.end());
+  split_.assign(n, 0);
+  new_market_.assign(n, quiet_nan);
+  new_oracle_.assign(n * np, quiet_nan);
+  changed_.assign(np, 0);
+  dp_.assign(np, 0.0);
+  queue_units_.assign(n, 0.0);
+  queue_scratch_.assign(n, 0.0);
+  hidden_.assign(np, {});
+  liq_.resize(n);
+  liq_ratio_.assign(n, 0);
   for (std::size_t a = 0; a < n; ++a) {
     const auto id = asset_id::from_index(a);
     if (const auto base = m.base_of(id)) derived_.emplace_back(id, *base);
   }
+  for (std::size_t a = 0; a < n; ++a) rebuild_liquidity(a);
 }
 
-absl::Status book::upsert(std::span<const position_input> batch, std::vector<crossing>* events) {
+absl::Status book::upsert(std::span<const position_input> batch, std::vector<crossing>* events,
+                          std::vector<status_change>* status) {
   const market& m = *market_;
   absl::flat_hash_set<absl::string_view> seen;
   seen.reserve(batch.size());
@@ -108,6 +123,7 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
   // Validated: from here on nothing can fail.
   reserve_exposure(additions);
   reserve_rows(batch.size(), legs);
+  const auto first_new = static_cast<row_t>(ids_.size());
   for (const position_input& in : batch) {
     band prev = band::healthy;
     double hf_before = quiet_nan;
@@ -128,6 +144,11 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
       events->push_back({r, in.protocol, prev, to, hf_before, hf, asset_id{}, 0.0});
       ++stats_.crossings;
     }
+  }
+  if (options_.realizable) {
+    new_rows_.clear();
+    for (row_t r = first_new; r < ids_.size(); ++r) new_rows_.push_back(r);
+    refresh_realizable({}, 0, nullptr, new_rows_, status);
   }
   return absl::OkStatus();
 }
@@ -150,6 +171,8 @@ absl::Status book::remove(std::span<const std::string> ids) {
     row_by_id_.erase(it);
     kill_row(r);
   }
+  // A removed queued position leaves the queue: revalue who it was ahead of.
+  if (options_.realizable) refresh_realizable({}, 0, nullptr, {}, nullptr);
   return absl::OkStatus();
 }
 
@@ -163,6 +186,10 @@ void book::reserve_rows(std::size_t rows, std::size_t legs) {
   grow(protocols_, rows);
   grow(bands_, rows);
   grow(cells_, rows);
+  grow(real_, rows);
+  grow(status_, rows);
+  grow(queue_pos_, rows);
+  grow(touch_stamp_, rows);
   grow(leg_off_, rows);
   grow(term_off_, rows);
   grow(term_ncoll_, rows);
@@ -226,17 +253,23 @@ void book::append_row(const position_input& in, const protocol& p) {
     const std::size_t a = l.asset.index();
     const double wc = l.collateral > 0.0 ? l.collateral * p.threshold(l.asset) : 0.0;
     assert(seg_size_[a] < seg_cap_[a]);
-    exposure_[seg_begin_[a] + seg_size_[a]++] = {r, 0, wc, l.debt};
+    exposure_[seg_begin_[a] + seg_size_[a]++] = {r, in.protocol.value, wc, l.debt};
   }
 
-  cells_.push_back(compute_cell(r, prices_));
+  cells_.push_back(compute_cell(r, oracle_prices(in.protocol)));
   bands_.push_back(static_cast<std::uint8_t>(band::healthy));
+  real_.emplace_back();
+  status_.push_back(0);
+  queue_pos_.push_back(0);
+  touch_stamp_.push_back(0);
   ++band_counts_[in.protocol.index()][0];
   ++live_rows_;
 }
 
 void book::kill_row(row_t r) {
   assert(live(r));
+  if ((status_[r] & status_queued) != 0) leave_queue(r);
+  set_status(r, 0, {}, nullptr);
   --band_counts_[protocols_[r].index()][bands_[r]];
   bands_[r] = dead;
   cells_[r] = {};
@@ -257,7 +290,8 @@ health_cell book::compute_cell(row_t r, std::span<const double> prices) const {
   return {num, den};
 }
 
-absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing>& events) {
+absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing>& events,
+                               std::vector<status_change>* status) {
   const market& m = *market_;
   for (std::size_t i = 0; i < ticks.size(); ++i) {
     const tick& t = ticks[i];
@@ -269,64 +303,200 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
                                                      "): price ", t.price,
                                                      " must be a finite number > 0"));
     }
+    if (t.scope != price_scope::all && t.scope != price_scope::market &&
+        t.scope != price_scope::oracle) {
+      return absl::InvalidArgumentError(absl::StrCat("tick #", i + 1, ": unknown scope"));
+    }
+    if (t.scope == price_scope::oracle &&
+        (!t.protocol.valid() || t.protocol.index() >= m.protocol_count())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tick #", i + 1, " (", m.asset(t.asset).symbol,
+                       "): an oracle tick needs a known protocol"));
+    }
   }
-  coalesced_.clear();
-  for (const tick& t : ticks) {
-    std::int32_t& slot = tick_slot_[t.asset.index()];
+  const std::size_t n = prices_.size();
+  const std::size_t np = m.protocol_count();
+  // Coalesce: the last tick of each price wins; assets keep their first appearance.
+  order_.clear();
+  const auto see = [&](asset_id a) {
+    std::int32_t& slot = tick_slot_[a.index()];
     if (slot < 0) {
-      slot = static_cast<std::int32_t>(coalesced_.size());
-      coalesced_.push_back(t);
-    } else {
-      coalesced_[static_cast<std::size_t>(slot)].price = t.price;
+      slot = static_cast<std::int32_t>(order_.size());
+      order_.push_back(a);
+    }
+  };
+  for (const tick& t : ticks) {
+    const std::size_t a = t.asset.index();
+    see(t.asset);
+    if (t.scope != price_scope::oracle) new_market_[a] = t.price;
+    if (t.scope == price_scope::all) {
+      for (std::size_t p = 0; p < np; ++p) new_oracle_[p * n + a] = t.price;
+    } else if (t.scope == price_scope::oracle) {
+      new_oracle_[t.protocol.index() * n + a] = t.price;
     }
   }
   // A derived asset is priced ratio x base (market.hpp): a batch that moves the base
-  // and does not price the derived asset itself moves it at the ratio it had.
+  // and does not price the derived asset itself moves it at the ratio it had, in the
+  // market and in each protocol's oracle.
   for (const auto& [d, base] : derived_) {
-    const std::int32_t b = tick_slot_[base.index()];
-    if (b < 0 || tick_slot_[d.index()] >= 0) continue;
-    const double ratio = prices_[d.index()] / prices_[base.index()];
-    tick_slot_[d.index()] = static_cast<std::int32_t>(coalesced_.size());
-    coalesced_.push_back({d, coalesced_[static_cast<std::size_t>(b)].price * ratio});
+    const std::size_t di = d.index();
+    const std::size_t bi = base.index();
+    bool any = false;
+    if (!std::isnan(new_market_[bi]) && std::isnan(new_market_[di])) {
+      new_market_[di] = new_market_[bi] * (prices_[di] / prices_[bi]);
+      any = true;
+    }
+    for (std::size_t p = 0; p < np; ++p) {
+      const std::size_t s = p * n;
+      if (!std::isnan(new_oracle_[s + bi]) && std::isnan(new_oracle_[s + di])) {
+        new_oracle_[s + di] = new_oracle_[s + bi] * (oracle_[s + di] / oracle_[s + bi]);
+        any = true;
+      }
+    }
+    if (any) see(d);
   }
-  for (const tick& t : coalesced_) tick_slot_[t.asset.index()] = -1;
+  for (const asset_id a : order_) tick_slot_[a.index()] = -1;
 
-  for (const tick& t : coalesced_) {
-    const std::size_t a = t.asset.index();
-    const double old_price = prices_[a];
-    if (t.price == old_price) continue;
+  moved_.clear();
+  const std::size_t first_crossing = events.size();
+  for (const asset_id id : order_) {
+    const std::size_t a = id.index();
+    // Which protocols' oracles move, and whether they all move alike.
+    bool any = false;
+    bool uniform = true;
+    double old_price = 0.0;
+    double new_price = 0.0;
+    for (std::size_t p = 0; p < np; ++p) {
+      const double np_ = new_oracle_[p * n + a];
+      const double op = oracle_[p * n + a];
+      const bool moves = !std::isnan(np_) && np_ != op;
+      changed_[p] = moves ? 1 : 0;
+      if (!moves) {
+        uniform = false;
+        continue;
+      }
+      if (!any) {
+        old_price = op;
+        new_price = np_;
+      } else if (op != old_price || np_ != new_price) {
+        uniform = false;
+      }
+      any = true;
+    }
+    const double nm = new_market_[a];
+    const bool market_moves = !std::isnan(nm) && nm != prices_[a];
+    if (market_moves) {
+      prices_[a] = nm;
+      moved_.push_back(id);
+    }
+    if (!any) {
+      if (market_moves) {
+        ++stats_.ticks;
+        update_split(a);
+      }
+      continue;
+    }
     ++stats_.ticks;
     const std::size_t holders = seg_size_[a];
+    const auto set_oracles = [&] {
+      for (std::size_t p = 0; p < np; ++p) {
+        if (changed_[p] != 0) oracle_[p * n + a] = new_oracle_[p * n + a];
+      }
+      update_split(a);
+    };
     if (static_cast<double>(holders) > options_.scan_fraction * static_cast<double>(live_rows_)) {
-      prices_[a] = t.price;
-      scan_all(t.asset, t.price, &events);
+      set_oracles();
+      scan_all(id, uniform ? new_price : 0.0, &events);
       ++stats_.scans;
       stats_.positions_touched += live_rows_;
       continue;
     }
     ++stats_.walks;
     stats_.positions_touched += holders;
-    const double lo = std::min(anchor_lo_[a], t.price);
-    const double hi = std::max(anchor_hi_[a], t.price);
+    if (!uniform) {
+      // Protocols' oracles move differently (feeds publishing for some protocols):
+      // each holder moves by its own protocol's delta.
+      double lo = anchor_lo_[a];
+      double hi = anchor_hi_[a];
+      for (std::size_t p = 0; p < np; ++p) {
+        dp_[p] = 0.0;
+        if (changed_[p] == 0) continue;
+        const double np_ = new_oracle_[p * n + a];
+        dp_[p] = np_ - oracle_[p * n + a];
+        lo = std::min(lo, np_);
+        hi = std::max(hi, np_);
+      }
+      set_oracles();
+      if (++anchor_count_[a] > options_.anchor_updates || hi > options_.anchor_range * lo) {
+        walk_exact(id, 0.0, events);
+        anchor_count_[a] = 0;
+        reset_asset_anchor(a);
+        ++stats_.anchors;
+      } else {
+        anchor_lo_[a] = lo;
+        anchor_hi_[a] = hi;
+        walk_delta<true>(id, 0.0, 0.0, events);
+      }
+      continue;
+    }
+    const double lo = std::min(anchor_lo_[a], new_price);
+    const double hi = std::max(anchor_hi_[a], new_price);
     if (++anchor_count_[a] > options_.anchor_updates || hi > options_.anchor_range * lo) {
-      prices_[a] = t.price;
-      walk_exact(t.asset, t.price, events);
+      set_oracles();
+      walk_exact(id, new_price, events);
       anchor_count_[a] = 0;
-      anchor_lo_[a] = anchor_hi_[a] = t.price;
+      reset_asset_anchor(a);
       ++stats_.anchors;
     } else {
       anchor_lo_[a] = lo;
       anchor_hi_[a] = hi;
-      walk_delta(t.asset, old_price, t.price, events);
-      prices_[a] = t.price;
+      walk_delta<false>(id, old_price, new_price, events);
+      set_oracles();
     }
+  }
+  for (const asset_id id : order_) {
+    const std::size_t a = id.index();
+    new_market_[a] = quiet_nan;
+    for (std::size_t p = 0; p < np; ++p) new_oracle_[p * n + a] = quiet_nan;
+  }
+  if (options_.realizable) {
+    refresh_realizable(moved_, first_crossing, &events, {}, status);
   }
   return absl::OkStatus();
 }
 
+void book::update_split(std::size_t a) {
+  const std::size_t n = prices_.size();
+  std::uint8_t split = 0;
+  for (std::size_t p = 0; p < band_counts_.size(); ++p) {
+    if (oracle_[p * n + a] != prices_[a]) split = 1;
+  }
+  if (split != split_[a]) {
+    split_assets_ += split != 0 ? 1 : -1;
+    split_[a] = split;
+  }
+}
+
+void book::reset_asset_anchor(std::size_t a) {
+  // The range since anchoring starts at the prices every protocol now sees.
+  const std::size_t n = prices_.size();
+  double lo = oracle_[a];
+  double hi = oracle_[a];
+  for (std::size_t p = 1; p < band_counts_.size(); ++p) {
+    lo = std::min(lo, oracle_[p * n + a]);
+    hi = std::max(hi, oracle_[p * n + a]);
+  }
+  anchor_lo_[a] = lo;
+  anchor_hi_[a] = hi;
+}
+
+template <bool PerProtocol>
 void book::walk_delta(asset_id a, double old_price, double new_price,
                       std::vector<crossing>& events) {
-  const double dp = new_price - old_price;
+  // Uniform: every holder moves by one delta. PerProtocol: by its protocol's (dp_, set
+  // before the walk; the oracles already hold the new prices).
+  const double dp_uniform = new_price - old_price;
+  const double* dps = dp_.data();
   const exposure_entry* seg = exposure_.data() + seg_begin_[a.index()];
   const std::size_t n = seg_size_[a.index()];
   health_cell* cells = cells_.data();
@@ -354,6 +524,7 @@ void book::walk_delta(asset_id a, double old_price, double new_price,
         __builtin_prefetch(&bands[next], 0);
       }
       const row_t r = seg[i].row;
+      const double dp = PerProtocol ? dps[seg[i].protocol] : dp_uniform;
       double dnum = seg[i].weighted_collateral * dp;
       double dden = seg[i].debt * dp;
       // Two legs of one position in the same asset are adjacent (rows are sorted):
@@ -383,7 +554,8 @@ void book::walk_delta(asset_id a, double old_price, double new_price,
       const double hf = health_of(after[j]);
       const band to = classifier_.next(b, hf);
       if (to != b) {
-        events.push_back({r, protocols_[r], b, to, health_of(before[j]), hf, a, new_price});
+        const double price = PerProtocol ? row_prices(r)[a.index()] : new_price;
+        events.push_back({r, protocols_[r], b, to, health_of(before[j]), hf, a, price});
         set_band(r, to);
         ++stats_.crossings;
       }
@@ -400,12 +572,14 @@ void book::walk_exact(asset_id a, double new_price, std::vector<crossing>& event
     const std::uint8_t b = bands_[r];
     if (b == dead) continue;
     const health_cell before = cells_[r];
-    cells_[r] = compute_cell(r, prices_);
+    const auto p = row_prices(r);
+    cells_[r] = compute_cell(r, p);
     const double hf = health_of(cells_[r]);
     const band to = classifier_.next(static_cast<band>(b), hf);
     if (to != static_cast<band>(b)) [[unlikely]] {
+      const double price = new_price > 0.0 ? new_price : p[a.index()];
       events.push_back(
-          {r, protocols_[r], static_cast<band>(b), to, health_of(before), hf, a, new_price});
+          {r, protocols_[r], static_cast<band>(b), to, health_of(before), hf, a, price});
       set_band(r, to);
       ++stats_.crossings;
     }
@@ -425,7 +599,14 @@ void book::scan_all(asset_id cause, double price, std::vector<crossing>* events)
   const std::size_t n = ids_.size();
   for (std::size_t begin = 0; begin < n; begin += block) {
     const std::size_t end = std::min(n, begin + block);
-    kernels::recompute_cells(terms, prices_, begin, end, fresh);
+    if (split_assets_ == 0) {
+      kernels::recompute_cells(terms, prices_, begin, end, fresh);
+    } else {
+      // Oracles apart: each row at its protocol's prices (rare; plain loop).
+      for (std::size_t r = begin; r < end; ++r) {
+        fresh[r - begin] = compute_cell(static_cast<row_t>(r), row_prices(static_cast<row_t>(r)));
+      }
+    }
     const std::size_t n_pending = kernels::settle_cells(fresh, bands_.data(), begin, end - begin,
                                                         filter, cells_.data(), pending);
     for (std::size_t i = 0; i < n_pending; ++i) {
@@ -448,12 +629,18 @@ void book::scan_all(asset_id cause, double price, std::vector<crossing>* events)
   reset_anchors();
 }
 
-void book::recompute_all(std::vector<crossing>* events) { scan_all(asset_id{}, 0.0, events); }
+void book::recompute_all(std::vector<crossing>* events) {
+  scan_all(asset_id{}, 0.0, events);
+  if (options_.realizable) {
+    new_rows_.clear();
+    for (row_t r = 0; r < rows(); ++r) new_rows_.push_back(r);
+    refresh_realizable({}, 0, nullptr, new_rows_, nullptr);
+  }
+}
 
 void book::reset_anchors() {
   std::fill(anchor_count_.begin(), anchor_count_.end(), 0u);
-  anchor_lo_ = prices_;
-  anchor_hi_ = prices_;
+  for (std::size_t a = 0; a < prices_.size(); ++a) reset_asset_anchor(a);
 }
 
 std::optional<row_t> book::find(std::string_view id) const {
@@ -506,8 +693,9 @@ std::vector<std::array<band_totals, band_count>> book::totals() const {
     if (!live(r)) continue;
     band_totals& t = out[protocols_[r].index()][bands_[r]];
     ++t.positions;
+    const auto prices = row_prices(r);
     for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
-      const double p = prices_[leg_asset_[k].index()];
+      const double p = prices[leg_asset_[k].index()];
       t.collateral_usd += leg_coll_[k] * p;
       t.debt_usd += leg_debt_[k] * p;
     }
@@ -530,6 +718,7 @@ std::uint64_t book::digest() const {
     mix(s.data(), s.size());
   };
   mix(prices_.data(), prices_.size() * sizeof(double));
+  if (split_assets_ > 0) mix(oracle_.data(), oracle_.size() * sizeof(double));
   for (row_t r = 0; r < rows(); ++r) {
     if (!live(r)) continue;
     mix_string(ids_[r]);
@@ -559,6 +748,8 @@ void book::compact() {
   std::vector<protocol_id> protocols;
   std::vector<std::uint8_t> bands;
   std::vector<health_cell> cells;
+  std::vector<realizable_cell> real;
+  std::vector<std::uint8_t> status;
   std::vector<std::uint32_t> leg_off{0};
   std::vector<std::uint32_t> term_off{0};
   std::vector<std::uint16_t> term_ncoll;
@@ -580,6 +771,8 @@ void book::compact() {
     protocols.push_back(protocols_[r]);
     bands.push_back(bands_[r]);
     cells.push_back(cells_[r]);
+    real.push_back(real_[r]);
+    status.push_back(status_[r]);
     for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
       leg_asset.push_back(leg_asset_[k]);
       leg_coll.push_back(leg_coll_[k]);
@@ -611,7 +804,7 @@ void book::compact() {
       const std::size_t a = leg_asset[k].index();
       const double threshold = market_->get_protocol(protocols[r]).threshold(leg_asset[k]);
       const double wc = leg_coll[k] > 0.0 ? leg_coll[k] * threshold : 0.0;
-      exposure[seg_begin[a] + seg_size[a]++] = {r, 0, wc, leg_debt[k]};
+      exposure[seg_begin[a] + seg_size[a]++] = {r, protocols[r].value, wc, leg_debt[k]};
     }
   }
 
@@ -620,6 +813,17 @@ void book::compact() {
   protocols_ = std::move(protocols);
   bands_ = std::move(bands);
   cells_ = std::move(cells);
+  real_ = std::move(real);
+  status_ = std::move(status);
+  queue_pos_.assign(ids_.size(), 0);
+  touch_stamp_.assign(ids_.size(), 0);
+  stamp_ = 0;
+  queue_.clear();
+  for (row_t r = 0; r < ids_.size(); ++r) {
+    if ((status_[r] & status_queued) == 0) continue;
+    queue_pos_[r] = static_cast<std::uint32_t>(queue_.size());
+    queue_.push_back(r);
+  }
   leg_off_ = std::move(leg_off);
   term_off_ = std::move(term_off);
   term_ncoll_ = std::move(term_ncoll);
@@ -634,6 +838,220 @@ void book::compact() {
   seg_cap_ = std::move(seg_cap);
   exposure_holes_ = 0;
   dead_exposure_ = 0;
+}
+
+}  // namespace cascade
+
+namespace cascade {
+
+// --- realizable value (book.hpp, realizable_cell) ------------------------------------
+
+void book::rebuild_liquidity(std::size_t a) {
+  const market& m = *market_;
+  const asset_spec& spec = m.asset(asset_id::from_index(a));
+  if (spec.derived && spec.derived->ratio_pool) {
+    const std::size_t base = m.base_of(asset_id::from_index(a))->index();
+    liquidity l = liquidity::from_pool(*spec.derived->ratio_pool);
+    l.move_to(prices_[a] / prices_[base]);
+    liq_[a] = l;
+    liq_ratio_[a] = 1;
+    return;
+  }
+  liq_[a] = liquidity::of_asset(spec, prices_[a]);
+  liq_ratio_[a] = 0;
+}
+
+void book::market_eval(row_t r) {
+  const protocol& pr = market_->get_protocol(protocols_[r]);
+  double coll = 0.0;
+  double weighted = 0.0;
+  double bonus = 0.0;
+  double debt = 0.0;
+  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+    const asset_id a = leg_asset_[k];
+    const double p = prices_[a.index()];
+    if (leg_coll_[k] > 0.0) {
+      const double v = leg_coll_[k] * p;
+      coll += v;
+      weighted += v * pr.threshold(a);
+      bonus += v * pr.bonus(a);
+    }
+    if (leg_debt_[k] > 0.0) debt += leg_debt_[k] * p;
+  }
+  realizable_cell& v = real_[r];
+  v.collateral_market_usd = coll;
+  v.debt_usd = debt;
+  v.hf_market = debt > 0.0 ? weighted / debt : std::numeric_limits<double>::infinity();
+  const bool queued =
+      debt > 0.0 && (static_cast<band>(bands_[r]) == band::liquidatable || v.hf_market < 1.0);
+  v.seize_usd = 0.0;
+  if (queued) {
+    // Model v1 step b at market prices: what the liquidation will take.
+    const double cf = v.hf_market >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
+    const double b = coll > 0.0 ? bonus / coll : 0.0;
+    v.seize_usd = std::min(coll, cf * debt * (1.0 + b));
+  }
+  const bool was = (status_[r] & status_queued) != 0;
+  if (queued && !was) {
+    queue_pos_[r] = static_cast<std::uint32_t>(queue_.size());
+    queue_.push_back(r);
+    status_[r] |= status_queued;
+  } else if (!queued && was) {
+    leave_queue(r);
+  }
+}
+
+void book::leave_queue(row_t r) {
+  const std::uint32_t i = queue_pos_[r];
+  const row_t last = queue_.back();
+  queue_[i] = last;
+  queue_pos_[last] = i;
+  queue_.pop_back();
+  status_[r] &= static_cast<std::uint8_t>(~status_queued);
+}
+
+void book::revalue(row_t r, std::vector<status_change>* out) {
+  const protocol& pr = market_->get_protocol(protocols_[r]);
+  realizable_cell v = real_[r];
+  const double own = (status_[r] & status_queued) != 0 && v.collateral_market_usd > 0.0
+                         ? v.seize_usd / v.collateral_market_usd
+                         : 0.0;
+  double weighted = 0.0;
+  double total = 0.0;
+  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+    const double c = leg_coll_[k];
+    if (!(c > 0.0)) continue;
+    const std::size_t a = leg_asset_[k].index();
+    double got = 0.0;
+    if (liq_[a]) {
+      const double ahead = std::max(0.0, queue_units_[a] - c * own);
+      got = liq_[a]->proceeds(ahead, c);
+      if (liq_ratio_[a] != 0) got *= prices_[market_->base_of(leg_asset_[k])->index()];
+    } else {
+      got = c * prices_[a];
+    }
+    total += got;
+    weighted += got * pr.threshold(leg_asset_[k]);
+  }
+  v.collateral_real_usd = total;
+  v.hf_real = v.debt_usd > 0.0 ? weighted / v.debt_usd : std::numeric_limits<double>::infinity();
+  const bool oracle_liquidatable = static_cast<band>(bands_[r]) == band::liquidatable;
+  std::uint8_t status = status_[r] & status_queued;
+  if (v.debt_usd > 0.0 && !oracle_liquidatable) {
+    if (v.hf_market < 1.0) status |= status_pending;
+    if (total < v.debt_usd) status |= status_insolvent;
+  }
+  ++stats_.revalued;
+  set_status(r, status, v, out);
+}
+
+void book::set_status(row_t r, std::uint8_t status, const realizable_cell& v,
+                      std::vector<status_change>* out) {
+  const std::uint8_t was = status_[r];
+  hidden_totals& h = hidden_[protocols_[r].index()];
+  const realizable_cell& old = real_[r];
+  if ((was & status_pending) != 0) {
+    --h.pending;
+    h.pending_debt_usd -= old.debt_usd;
+    h.pending_seize_usd -= old.seize_usd;
+  }
+  if ((was & status_insolvent) != 0) {
+    --h.insolvent;
+    h.insolvent_debt_usd -= old.debt_usd;
+    h.insolvent_shortfall_usd -= old.debt_usd - old.collateral_real_usd;
+  }
+  if ((status & status_pending) != 0) {
+    ++h.pending;
+    h.pending_debt_usd += v.debt_usd;
+    h.pending_seize_usd += v.seize_usd;
+  }
+  if ((status & status_insolvent) != 0) {
+    ++h.insolvent;
+    h.insolvent_debt_usd += v.debt_usd;
+    h.insolvent_shortfall_usd += v.debt_usd - v.collateral_real_usd;
+  }
+  // Sums of many deltas: re-anchor a protocol's totals to 0 when it empties.
+  if (h.pending == 0) h.pending_debt_usd = h.pending_seize_usd = 0.0;
+  if (h.insolvent == 0) h.insolvent_debt_usd = h.insolvent_shortfall_usd = 0.0;
+  real_[r] = v;
+  status_[r] = status;
+  if (out == nullptr) return;
+  const double hf = health_at(r);
+  for (const auto& [bit, kind] : {std::pair{status_pending, status_kind::pending},
+                                 std::pair{status_insolvent, status_kind::insolvent}}) {
+    if (((was ^ status) & bit) != 0) {
+      out->push_back({r, protocols_[r], kind, (status & bit) != 0, hf, v});
+    }
+  }
+}
+
+void book::refresh_realizable(std::span<const asset_id> moved, std::size_t first_crossing,
+                              const std::vector<crossing>* crossings, std::span<const row_t> extra,
+                              std::vector<status_change>* out) {
+  const market& m = *market_;
+  for (const asset_id a : moved) {
+    rebuild_liquidity_price(a.index());
+  }
+  if (++stamp_ == 0) {
+    std::fill(touch_stamp_.begin(), touch_stamp_.end(), 0u);
+    stamp_ = 1;
+  }
+  touched_.clear();
+  const auto touch = [&](row_t r) {
+    if (touch_stamp_[r] == stamp_ || bands_[r] == dead) return;
+    touch_stamp_[r] = stamp_;
+    touched_.push_back(r);
+  };
+  for (const asset_id a : moved) {
+    for (const exposure_entry& e : exposure(a)) touch(e.row);
+  }
+  if (crossings != nullptr) {
+    for (std::size_t i = first_crossing; i < crossings->size(); ++i) touch((*crossings)[i].row);
+  }
+  for (const row_t r : extra) touch(r);
+  for (const row_t r : touched_) market_eval(r);
+
+  // Q_a over the queue (small: liquidatable and pending positions), then the collateral
+  // holders of every asset whose Q_a moved.
+  std::fill(queue_scratch_.begin(), queue_scratch_.end(), 0.0);
+  for (const row_t r : queue_) {
+    const realizable_cell& v = real_[r];
+    if (!(v.collateral_market_usd > 0.0)) continue;
+    const double frac = v.seize_usd / v.collateral_market_usd;
+    for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+      if (leg_coll_[k] > 0.0) queue_scratch_[leg_asset_[k].index()] += leg_coll_[k] * frac;
+    }
+  }
+  const std::size_t first_wave = touched_.size();
+  for (std::size_t a = 0; a < queue_units_.size(); ++a) {
+    if (queue_scratch_[a] == queue_units_[a]) continue;
+    queue_units_[a] = queue_scratch_[a];
+    if (!liq_[a]) continue;  // no liquidity: the queue changes nobody's value
+    for (const exposure_entry& e : exposure(asset_id::from_index(a))) {
+      if (e.weighted_collateral > 0.0) touch(e.row);
+    }
+  }
+  (void)first_wave;
+  (void)m;
+  for (const row_t r : touched_) revalue(r, out);
+}
+
+void book::rebuild_liquidity_price(std::size_t a) {
+  // The asset's liquidity re-centres at its new market price, and so does the ratio
+  // liquidity of every asset derived from it.
+  const market& m = *market_;
+  const auto recentre = [&](std::size_t x) {
+    if (!liq_[x]) return;
+    if (liq_ratio_[x] != 0) {
+      liq_[x]->move_to(prices_[x] / prices_[m.base_of(asset_id::from_index(x))->index()]);
+    } else {
+      liq_[x]->move_to(prices_[x]);
+    }
+  };
+  recentre(a);
+  for (const auto& [d, base] : derived_) {
+    if (base.index() == a) recentre(d.index());
+  }
 }
 
 }  // namespace cascade

@@ -63,6 +63,7 @@
 
 #include "engine/bands.hpp"
 #include "engine/ids.hpp"
+#include "engine/liquidity.hpp"
 #include "engine/market.hpp"
 
 namespace cascade {
@@ -80,9 +81,19 @@ struct position_input {
   std::vector<leg> legs;
 };
 
+// What a price tick sets. Protocols read oracles, not markets (issue 5): the book keeps
+// the market price of every asset and, per protocol, the oracle price that protocol
+// sees. Health factors and bands follow each protocol's oracle; the market prices drive
+// realizable value (below). `all` sets the market price and every protocol's oracle at
+// once (lag 0, model v1 and every caller without oracle feeds); `market` sets only the
+// market price; `oracle` sets one protocol's oracle only.
+enum class price_scope : std::uint8_t { all, market, oracle };
+
 struct tick {
   asset_id asset;
   double price = 0.0;
+  price_scope scope = price_scope::all;
+  protocol_id protocol;  // required with scope oracle, ignored otherwise
 };
 
 // A band crossing. `row` is valid until the next compact(). `cause` is the asset whose
@@ -110,6 +121,8 @@ struct health_cell {
 
 struct book_options {
   band_config bands;
+  // Keep realizable value, pending liquidations and hidden insolvency current (below).
+  bool realizable = true;
   // A tick walks the exposure index when its asset's holders are at most this
   // fraction of the book, and recomputes everything otherwise.
   double scan_fraction = 1.0;
@@ -123,7 +136,7 @@ struct book_options {
 
 struct exposure_entry {
   row_t row;
-  std::uint32_t reserved;
+  std::uint32_t protocol;  // the row's protocol (its index)
   double weighted_collateral;  // collateral * liquidation threshold (0 if none)
   double debt;
 };
@@ -140,6 +153,64 @@ struct at_risk_entry {
   double hf;
 };
 
+// Realizable value (issue 5). Each position's collateral valued at what it would fetch if
+// sold now through its asset's liquidity at market prices (engine/liquidity.hpp), behind
+// everyone queued to be liquidated in the same asset:
+//  - The queue: live positions with debt that are liquidatable at their protocol's oracle
+//    (band liquidatable) or under HF 1 at market prices (pending). Each queued position
+//    will have seized from it, per collateral leg, c_i * S / C of model v1's step b at
+//    market prices (cf from its market HF); Q_a sums that over the queue per asset.
+//  - A position sells behind the whole queue: leg i fetches
+//    proceeds_a(ahead, c_i) with ahead = Q_a, less the position's own share when it is
+//    itself queued (the order inside a queue is set by liquidators' gas bids, not by
+//    the protocol: every queued position is valued as if it sold last). An asset
+//    without liquidity fetches c_i x market price. A derived asset with a ratio pool
+//    sells into it for base units valued at the base's market price.
+//  - hf_real = sum(R_i x threshold_i) / D, D = sum(d_j x market price) (infinite with no
+//    debt); collateral_real = sum R_i.
+// Status, from those values and the band (the oracle's verdict):
+//  - pending: D > 0, HF at market prices < 1 and the band is not liquidatable: it will
+//    be liquidated when its protocol's oracle catches up.
+//  - insolvent (hidden insolvency): D > 0, the band is not liquidatable and
+//    collateral_real < D: solvent in the protocol's accounting, not in the market.
+// Cost per tick: a batch revalues, from their legs, the holders of assets whose market
+// price moved, the positions whose band changed, and (when the queue's totals Q_a moved)
+// the collateral holders of those assets; nobody else. With no liquidatable or pending
+// positions the queue is empty and a tick revalues only its asset's holders.
+struct realizable_cell {
+  double hf_market = std::numeric_limits<double>::infinity();
+  double hf_real = std::numeric_limits<double>::infinity();
+  double collateral_market_usd = 0.0;  // sum c x market price
+  double collateral_real_usd = 0.0;    // sum R_i
+  double debt_usd = 0.0;               // D at market prices
+  double seize_usd = 0.0;              // S at market prices when queued, else 0
+};
+
+enum class status_kind : std::uint8_t { pending, insolvent };
+[[nodiscard]] constexpr std::string_view to_string(status_kind k) {
+  return k == status_kind::pending ? "pending_liquidation" : "insolvency";
+}
+
+// A position entering or leaving the pending or insolvent status.
+struct status_change {
+  row_t row = 0;
+  protocol_id protocol;
+  status_kind kind = status_kind::pending;
+  bool entered = true;
+  double hf = 0.0;  // at the protocol's oracle
+  realizable_cell value;
+};
+
+// Per protocol: positions pending liquidation and hidden insolvency, at market prices.
+struct hidden_totals {
+  std::uint64_t pending = 0;
+  double pending_debt_usd = 0.0;
+  double pending_seize_usd = 0.0;
+  std::uint64_t insolvent = 0;
+  double insolvent_debt_usd = 0.0;
+  double insolvent_shortfall_usd = 0.0;  // sum (D - collateral_real)
+};
+
 struct tick_stats {
   std::uint64_t ticks = 0;    // coalesced ticks that moved a price
   std::uint64_t walks = 0;    // ticks applied by walking the exposure index
@@ -147,6 +218,7 @@ struct tick_stats {
   std::uint64_t anchors = 0;  // walks that recomputed holders exactly
   std::uint64_t positions_touched = 0;
   std::uint64_t crossings = 0;
+  std::uint64_t revalued = 0;  // realizable revaluations from legs
 };
 
 class book {
@@ -163,20 +235,24 @@ class book {
   // `events` (if given) for every position whose band differs from its previous one
   // (healthy for a new position).
   [[nodiscard]] absl::Status upsert(std::span<const position_input> batch,
-                                    std::vector<crossing>* events = nullptr);
+                                    std::vector<crossing>* events = nullptr,
+                                    std::vector<status_change>* status = nullptr);
 
   // Removes positions by external id. All-or-nothing: an unknown or repeated id refuses
   // the batch.
   [[nodiscard]] absl::Status remove(std::span<const std::string> ids);
 
-  // Applies a batch of price ticks. All-or-nothing validation: an unknown asset or a
-  // price that is not finite and > 0 refuses the batch. Ticks of one asset coalesce
-  // (the last price wins); distinct assets apply in order of first appearance, each
+  // Applies a batch of price ticks. All-or-nothing validation: an unknown asset, a
+  // price that is not finite and > 0, or an oracle tick without a known protocol
+  // refuses the batch. Ticks of one price (market, or one protocol's oracle) coalesce
+  // (the last wins); distinct assets apply in order of first appearance, each
   // producing the crossings it causes. A derived asset whose base the batch moves, and
-  // which the batch does not price itself, follows at the ratio it had (applied after
-  // the batch's own ticks, with itself as the crossings' cause).
+  // which the batch does not price itself, follows at the ratio it had, market and each
+  // protocol's oracle separately (applied after the batch's own ticks, with itself as
+  // the crossings' cause). With `realizable` on, appends the status changes to `status`.
   [[nodiscard]] absl::Status apply_ticks(std::span<const tick> ticks,
-                                         std::vector<crossing>& events);
+                                         std::vector<crossing>& events,
+                                         std::vector<status_change>* status = nullptr);
 
   // Recomputes every live position from its terms at the current prices (exact) and
   // reports crossings with no cause. Resets the drift anchors.
@@ -216,7 +292,26 @@ class book {
 
   [[nodiscard]] std::size_t size() const { return live_rows_; }
   [[nodiscard]] std::size_t rows() const { return ids_.size(); }
+  // Market prices, one per asset.
   [[nodiscard]] std::span<const double> prices() const { return prices_; }
+  // The oracle prices protocol p sees, one per asset (equal to prices() unless oracle
+  // ticks moved them apart).
+  [[nodiscard]] std::span<const double> oracle_prices(protocol_id p) const {
+    return {oracle_.data() + p.index() * prices_.size(), prices_.size()};
+  }
+  // True when some protocol's oracle differs from the market price of some asset.
+  [[nodiscard]] bool oracles_split() const { return split_assets_ > 0; }
+
+  // Realizable value and status of row r (see realizable_cell); zeros when the option
+  // is off.
+  [[nodiscard]] const realizable_cell& realizable_at(row_t r) const { return real_[r]; }
+  [[nodiscard]] bool pending_at(row_t r) const { return (status_[r] & status_pending) != 0; }
+  [[nodiscard]] bool insolvent_at(row_t r) const { return (status_[r] & status_insolvent) != 0; }
+  // Units of each asset queued to be seized (Q_a), per asset.
+  [[nodiscard]] std::span<const double> queued_units() const { return queue_units_; }
+  [[nodiscard]] std::size_t queued_positions() const { return queue_.size(); }
+  // Per protocol, maintained incrementally.
+  [[nodiscard]] const std::vector<hidden_totals>& hidden() const { return hidden_; }
   [[nodiscard]] const market& get_market() const { return *market_; }
   [[nodiscard]] const book_options& options() const { return options_; }
   [[nodiscard]] const tick_stats& stats() const { return stats_; }
@@ -256,10 +351,30 @@ class book {
   void kill_row(row_t r);
   void reserve_exposure(std::span<const std::uint32_t> additions);
   void reserve_rows(std::size_t rows, std::size_t legs);
+  template <bool PerProtocol>
   void walk_delta(asset_id a, double old_price, double new_price, std::vector<crossing>& events);
   void walk_exact(asset_id a, double new_price, std::vector<crossing>& events);
   void scan_all(asset_id cause, double price, std::vector<crossing>* events);
   void reset_anchors();
+  void reset_asset_anchor(std::size_t a);
+  [[nodiscard]] std::span<const double> row_prices(row_t r) const {
+    return oracle_prices(protocols_[r]);
+  }
+  void update_split(std::size_t a);
+  // Realizable value: see realizable_cell.
+  void refresh_realizable(std::span<const asset_id> moved, std::size_t first_crossing,
+                          const std::vector<crossing>* crossings, std::span<const row_t> extra,
+                          std::vector<status_change>* out);
+  void market_eval(row_t r);
+  void revalue(row_t r, std::vector<status_change>* out);
+  void set_status(row_t r, std::uint8_t status, const realizable_cell& v,
+                  std::vector<status_change>* out);
+  void leave_queue(row_t r);
+  void rebuild_liquidity(std::size_t a);
+  void rebuild_liquidity_price(std::size_t a);
+  static constexpr std::uint8_t status_queued = 1;
+  static constexpr std::uint8_t status_pending = 2;
+  static constexpr std::uint8_t status_insolvent = 4;
   void set_band(row_t r, band to) {
     const auto p = protocols_[r].index();
     --band_counts_[p][bands_[r]];
@@ -270,7 +385,25 @@ class book {
   const market* market_;
   book_options options_;
   band_classifier classifier_;
-  std::vector<double> prices_;
+  std::vector<double> prices_;  // market
+  std::vector<double> oracle_;  // [protocol][asset]
+  std::vector<std::uint8_t> split_;  // per asset: some oracle differs from the market
+  std::size_t split_assets_ = 0;
+
+  // Realizable value (per row, per asset, per protocol).
+  std::vector<realizable_cell> real_;
+  std::vector<std::uint8_t> status_;
+  std::vector<std::uint32_t> queue_pos_;  // index in queue_ when queued
+  std::vector<row_t> queue_;
+  std::vector<double> queue_units_;        // Q_a
+  std::vector<double> queue_scratch_;
+  std::vector<std::optional<liquidity>> liq_;  // per asset, at the market price
+  std::vector<std::uint8_t> liq_ratio_;        // liquidity prices the ratio to the base
+  std::vector<hidden_totals> hidden_;
+  std::vector<std::uint32_t> touch_stamp_;
+  std::uint32_t stamp_ = 0;
+  std::vector<row_t> touched_;
+  std::vector<row_t> new_rows_;
 
   // Per row.
   std::vector<std::string> ids_;
@@ -316,6 +449,12 @@ class book {
   // (derived asset, its base), for the ticks that follow a base.
   std::vector<std::pair<asset_id, asset_id>> derived_;
   std::vector<tick> coalesced_;
+  std::vector<asset_id> order_;         // assets in order of first appearance
+  std::vector<double> new_market_;      // per asset, NaN: untouched
+  std::vector<double> new_oracle_;      // per [protocol][asset], NaN: untouched
+  std::vector<std::uint8_t> changed_;   // per protocol, scratch
+  std::vector<double> dp_;              // per protocol, scratch
+  std::vector<asset_id> moved_;         // assets whose market price moved
 };
 
 }  // namespace cascade
