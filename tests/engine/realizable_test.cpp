@@ -1,0 +1,395 @@
+// Oracle vs market prices in the book, realizable-value health, pending liquidations
+// and hidden insolvency (issue 5): worked numbers, then a property test against a
+// from-scratch recomputation.
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "engine/book.hpp"
+#include "support/fixtures.hpp"
+
+using namespace cascade;
+using cascade::testing::aid;
+using cascade::testing::must;
+using cascade::testing::pid;
+
+namespace {
+
+// ETH 3000 with a thin pool (100 ETH / 300,000 USD), USDC 1 without a pool, and two
+// protocols that accept ETH at threshold 0.8, bonus 5%, close factor 0.5.
+market thin_market() {
+  market m;
+  must(m.add_asset({"ETH", 3000.0, pool{100.0, 300000.0}}));
+  must(m.add_asset({"USDC", 1.0, std::nullopt}));
+  for (const char* name : {"aave", "maker"}) {
+    must(m.add_protocol(
+        {name, protocol_kind::pooled, 0.5, 0.95, {{"ETH", {0.80, 0.05}}, {"USDC", {0.85, 0.04}}}}));
+  }
+  return m;
+}
+
+position_input eth_usdc(const market& m, std::string id, const char* proto, double eth,
+                        double usdc_debt) {
+  return {std::move(id), pid(m, proto), "", {{aid(m, "ETH"), eth, 0.0}, {aid(m, "USDC"), 0.0, usdc_debt}}};
+}
+
+const status_change* find_change(const std::vector<status_change>& v, row_t r, status_kind k) {
+  for (const auto& c : v) {
+    if (c.row == r && c.kind == k) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("an oracle tick moves only its protocol's positions", "[book][oracle]") {
+  const market m = thin_market();
+  book b(m);
+  // 1 ETH against 2000 USDC: HF = 3000 * 0.8 / 2000 = 1.2 in both protocols.
+  must(b.upsert(std::vector{eth_usdc(m, "a", "aave", 1, 2000), eth_usdc(m, "k", "maker", 1, 2000)}));
+  std::vector<crossing> ev;
+  // Maker's oracle (say an OSM an hour behind) drops to 2400: HF 0.96 for maker only.
+  must(b.apply_ticks(std::vector{tick{aid(m, "ETH"), 2400.0, price_scope::oracle, pid(m, "maker")}}, ev));
+  CHECK(*b.health("a") == Approx(1.2).epsilon(1e-15));
+  CHECK(*b.health("k") == Approx(0.96).epsilon(1e-15));
+  REQUIRE(ev.size() == 1);
+  CHECK(b.id_at(ev[0].row) == "k");
+  CHECK(ev[0].to == band::liquidatable);
+  CHECK(ev[0].price == 2400.0);
+  CHECK(b.oracles_split());
+  CHECK(b.prices()[aid(m, "ETH").index()] == 3000.0);  // the market did not move
+  CHECK(b.oracle_prices(pid(m, "maker"))[0] == 2400.0);
+  CHECK(b.oracle_prices(pid(m, "aave"))[0] == 3000.0);
+
+  // A plain tick (scope all) brings every oracle and the market to one price: each
+  // protocol moves by its own delta.
+  ev.clear();
+  must(b.apply_ticks(std::vector{tick{aid(m, "ETH"), 2700.0}}, ev));
+  CHECK(*b.health("a") == Approx(1.08).epsilon(1e-14));
+  CHECK(*b.health("k") == Approx(1.08).epsilon(1e-14));
+  CHECK_FALSE(b.oracles_split());
+  // Every cell equals an exact recompute at its protocol's oracle prices.
+  for (row_t r = 0; r < b.rows(); ++r) {
+    const health_cell exact = b.compute_cell(r, b.oracle_prices(b.protocol_at(r)));
+    CHECK(b.cells()[r].num == Approx(exact.num).epsilon(1e-13));
+    CHECK(b.cells()[r].den == exact.den);
+  }
+
+  // An oracle tick without a protocol, or with an unknown one, is refused whole.
+  const auto digest = b.digest();
+  CHECK_FALSE(b.apply_ticks(std::vector{tick{aid(m, "ETH"), 2000.0},
+                                        tick{aid(m, "ETH"), 2000.0, price_scope::oracle}},
+                            ev)
+                  .ok());
+  CHECK(b.digest() == digest);
+}
+
+TEST_CASE("hf_real is below hf for a position larger than the pool", "[book][realizable]") {
+  const market m = thin_market();
+  book b(m);
+  std::vector<status_change> st;
+  // 1000 ETH (ten times the pool) against 1,000,000 USDC: HF = 1000*3000*0.8/1e6 = 2.4.
+  // Sold into 100 ETH / 300,000 USD it fetches 300000 * 1000 / (100 + 1000) =
+  // 272,727.27 USD: hf_real = 272727.27 * 0.8 / 1e6 = 0.218182, and the realizable
+  // collateral is below the debt: hidden insolvency while HF says 2.4.
+  must(b.upsert(std::vector{eth_usdc(m, "whale", "aave", 1000, 1e6),
+                            eth_usdc(m, "small", "aave", 0.1, 100)},
+                nullptr, &st));
+  const row_t w = *b.find("whale");
+  const realizable_cell& v = b.realizable_at(w);
+  CHECK(b.health_at(w) == Approx(2.4).epsilon(1e-15));
+  CHECK(v.collateral_market_usd == Approx(3e6).epsilon(1e-15));
+  CHECK(v.collateral_real_usd == Approx(300000.0 * 1000 / 1100).epsilon(1e-14));
+  CHECK(v.hf_real == Approx(300000.0 * 1000 / 1100 * 0.8 / 1e6).epsilon(1e-14));
+  CHECK(v.hf_market == Approx(2.4).epsilon(1e-15));
+  CHECK(b.insolvent_at(w));
+  CHECK_FALSE(b.pending_at(w));
+  const status_change* c = find_change(st, w, status_kind::insolvent);
+  REQUIRE(c != nullptr);
+  CHECK(c->entered);
+  CHECK(c->hf == Approx(2.4).epsilon(1e-15));
+  // The small one: 0.1 ETH fetches 300000*0.1/100.1 = 299.70 USD against 100: solvent,
+  // hf_real = 299.70 * 0.8 / 100 = 2.3976.
+  const row_t s = *b.find("small");
+  CHECK(b.realizable_at(s).hf_real == Approx(300000 * 0.1 / 100.1 * 0.8 / 100).epsilon(1e-14));
+  CHECK_FALSE(b.insolvent_at(s));
+  const hidden_totals& h = b.hidden()[pid(m, "aave").index()];
+  CHECK(h.insolvent == 1);
+  CHECK(h.insolvent_debt_usd == 1e6);
+  CHECK(h.insolvent_shortfall_usd == Approx(1e6 - 300000.0 * 1000 / 1100).epsilon(1e-14));
+  CHECK(b.hidden()[pid(m, "maker").index()].insolvent == 0);
+
+  // Removing the whale clears the totals.
+  must(b.remove(std::vector<std::string>{"whale"}));
+  CHECK(b.hidden()[pid(m, "aave").index()].insolvent == 0);
+  CHECK(b.hidden()[pid(m, "aave").index()].insolvent_shortfall_usd == 0.0);
+}
+
+TEST_CASE("a lagging oracle leaves pending liquidations that fire when it catches up",
+          "[book][realizable][oracle]") {
+  const market m = thin_market();
+  book b(m);
+  // 1 ETH against 2200 USDC: HF = 2400 / 2200 = 1.0909 at 3000.
+  must(b.upsert(std::vector{eth_usdc(m, "p", "maker", 1, 2200)}));
+  const row_t r = *b.find("p");
+  std::vector<crossing> ev;
+  std::vector<status_change> st;
+  // The market falls to 2700; maker's oracle is delayed and still shows 3000, so HF at
+  // the oracle stays 1.0909 while HF at market is 2700*0.8/2200 = 0.98182: pending.
+  // The oracle ticks for the other protocol (aave) follow the market directly.
+  must(b.apply_ticks(std::vector{tick{aid(m, "ETH"), 2700.0, price_scope::market},
+                                 tick{aid(m, "ETH"), 2700.0, price_scope::oracle, pid(m, "aave")}},
+                     ev, &st));
+  CHECK(ev.empty());
+  CHECK(*b.health("p") == Approx(2400.0 / 2200).epsilon(1e-15));
+  CHECK(b.pending_at(r));
+  const status_change* c = find_change(st, r, status_kind::pending);
+  REQUIRE(c != nullptr);
+  CHECK(c->entered);
+  CHECK(c->value.hf_market == Approx(2700 * 0.8 / 2200).epsilon(1e-15));
+  CHECK(c->value.debt_usd == 2200.0);
+  // Expected seizure at market: HF 0.98 >= 0.95, so cf 0.5: S = 0.5*2200*1.05 = 1155.
+  CHECK(c->value.seize_usd == Approx(1155.0).epsilon(1e-15));
+  const hidden_totals& h = b.hidden()[pid(m, "maker").index()];
+  CHECK(h.pending == 1);
+  CHECK(h.pending_debt_usd == 2200.0);
+  CHECK(h.pending_seize_usd == Approx(1155.0).epsilon(1e-15));
+  // Queued ahead of everyone: Q_ETH = 1 * 1155 / 2700 ETH.
+  CHECK(b.queued_units()[aid(m, "ETH").index()] == Approx(1155.0 / 2700).epsilon(1e-15));
+  CHECK(b.queued_positions() == 1);
+
+  // The oracle catches up: the position is liquidatable and no longer pending.
+  ev.clear();
+  st.clear();
+  must(b.apply_ticks(std::vector{tick{aid(m, "ETH"), 2700.0, price_scope::oracle, pid(m, "maker")}},
+                     ev, &st));
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].to == band::liquidatable);
+  CHECK_FALSE(b.pending_at(r));
+  c = find_change(st, r, status_kind::pending);
+  REQUIRE(c != nullptr);
+  CHECK_FALSE(c->entered);
+  CHECK(b.hidden()[pid(m, "maker").index()].pending == 0);
+  CHECK(b.queued_positions() == 1);  // still queued: liquidatable now
+}
+
+TEST_CASE("realizable value counts everyone queued ahead in the same asset",
+          "[book][realizable]") {
+  const market m = thin_market();
+  book b(m);
+  // q: 10 ETH against 25,000 USDC: HF = 24000/25000 = 0.96 < 1, liquidatable. cf 0.5
+  // (0.96 >= 0.95): S = 0.5 * 25000 * 1.05 = 13,125 USD = 4.375 ETH queued.
+  // h: 1 ETH against 1000 USDC, healthy; it sells behind q's 4.375 ETH:
+  //   proceeds = 300000*(5.375/105.375) - 300000*(4.375/104.375).
+  must(b.upsert(std::vector{eth_usdc(m, "q", "aave", 10, 25000), eth_usdc(m, "h", "aave", 1, 1000)}));
+  const row_t q = *b.find("q");
+  const row_t h = *b.find("h");
+  CHECK(b.band_at(q) == band::liquidatable);
+  CHECK(b.queued_units()[0] == Approx(4.375).epsilon(1e-15));
+  const double behind = 300000 * (5.375 / 105.375) - 300000 * (4.375 / 104.375);
+  CHECK(b.realizable_at(h).collateral_real_usd == Approx(behind).epsilon(1e-12));
+  // q itself sells behind nobody else: its own 10 ETH from the top of the pool.
+  CHECK(b.realizable_at(q).collateral_real_usd == Approx(300000 * 10 / 110.0).epsilon(1e-12));
+  // q is liquidatable at its oracle: not "pending", not "hidden" insolvency.
+  CHECK_FALSE(b.pending_at(q));
+  CHECK_FALSE(b.insolvent_at(q));
+
+  // When q is repaid (replaced by a healthy position) the queue empties and h is
+  // valued from the top of the pool again.
+  must(b.upsert(std::vector{eth_usdc(m, "q", "aave", 10, 1000)}));
+  CHECK(b.queued_positions() == 0);
+  CHECK(b.queued_units()[0] == 0.0);
+  CHECK(b.realizable_at(h).collateral_real_usd == Approx(300000 * 1 / 101.0).epsilon(1e-12));
+}
+
+namespace {
+
+// An independent recomputation of realizable_cell for every live row, from the legs, the
+// book's market prices and the market's pools (book.hpp's definition, written out).
+struct naive_real {
+  std::map<row_t, realizable_cell> cells;
+  std::map<row_t, bool> pending, insolvent;
+};
+
+naive_real recompute(const book& b, const market& m) {
+  const std::size_t n = m.asset_count();
+  const auto p = b.prices();
+  std::vector<double> queue(n, 0.0);
+  std::map<row_t, realizable_cell> cells;
+  std::map<row_t, double> own;
+  for (row_t r = 0; r < b.rows(); ++r) {
+    if (!b.live(r)) continue;
+    const protocol& pr = m.get_protocol(b.protocol_at(r));
+    realizable_cell v;
+    double weighted = 0, bonus = 0;
+    const auto assets = b.leg_assets(r);
+    for (std::size_t k = 0; k < assets.size(); ++k) {
+      const double c = b.leg_collateral(r)[k], d = b.leg_debt(r)[k];
+      const double price = p[assets[k].index()];
+      if (c > 0) {
+        v.collateral_market_usd += c * price;
+        weighted += c * price * pr.threshold(assets[k]);
+        bonus += c * price * pr.bonus(assets[k]);
+      }
+      if (d > 0) v.debt_usd += d * price;
+    }
+    v.hf_market = v.debt_usd > 0 ? weighted / v.debt_usd : INFINITY;
+    const bool queued = v.debt_usd > 0 && (b.band_at(r) == band::liquidatable || v.hf_market < 1);
+    if (queued) {
+      const double cf = v.hf_market >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
+      const double bb = v.collateral_market_usd > 0 ? bonus / v.collateral_market_usd : 0;
+      v.seize_usd = std::min(v.collateral_market_usd, cf * v.debt_usd * (1 + bb));
+      const double f = v.collateral_market_usd > 0 ? v.seize_usd / v.collateral_market_usd : 0;
+      own[r] = f;
+      for (std::size_t k = 0; k < assets.size(); ++k) {
+        queue[assets[k].index()] += b.leg_collateral(r)[k] * f;
+      }
+    }
+    cells[r] = v;
+  }
+  naive_real out;
+  for (auto& [r, v] : cells) {
+    const protocol& pr = m.get_protocol(b.protocol_at(r));
+    const double f = own.count(r) ? own[r] : 0.0;
+    double total = 0, weighted = 0;
+    const auto assets = b.leg_assets(r);
+    for (std::size_t k = 0; k < assets.size(); ++k) {
+      const double c = b.leg_collateral(r)[k];
+      if (!(c > 0)) continue;
+      const std::size_t a = assets[k].index();
+      double got = c * p[a];
+      if (const auto& pl = m.asset(assets[k]).liquidity) {
+        const double kk = pl->base * pl->quote;
+        const double base = std::sqrt(kk / p[a]), quote = std::sqrt(kk * p[a]);
+        const double ahead = std::max(0.0, queue[a] - c * f);
+        got = quote * (ahead + c) / (base + ahead + c) - quote * ahead / (base + ahead);
+      }
+      total += got;
+      weighted += got * pr.threshold(assets[k]);
+    }
+    v.collateral_real_usd = total;
+    v.hf_real = v.debt_usd > 0 ? weighted / v.debt_usd : INFINITY;
+    const bool ok_oracle = b.band_at(r) != band::liquidatable;
+    out.pending[r] = v.debt_usd > 0 && ok_oracle && v.hf_market < 1;
+    out.insolvent[r] = v.debt_usd > 0 && ok_oracle && total < v.debt_usd;
+    out.cells[r] = v;
+  }
+  return out;
+}
+
+bool close(double a, double b) {
+  if (std::isinf(a) || std::isinf(b)) return a == b;
+  return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)});
+}
+
+}  // namespace
+
+TEST_CASE("realizable values and statuses equal a from-scratch recomputation on random books",
+          "[book][realizable][property]") {
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(0, 1);
+    market m;
+    must(m.add_asset({"ETH", 3000.0, pool{2000.0, 6e6}}));
+    must(m.add_asset({"BTC", 60000.0, pool{50.0, 3e6}}));
+    must(m.add_asset({"USDC", 1.0, std::nullopt}));
+    for (const char* name : {"p0", "p1", "p2"}) {
+      must(m.add_protocol({name,
+                           protocol_kind::pooled,
+                           0.5,
+                           0.95,
+                           {{"ETH", {0.8, 0.05}}, {"BTC", {0.75, 0.08}}, {"USDC", {0.85, 0.04}}}}));
+    }
+    book b(m);
+    std::vector<std::string> ids;
+    const auto random_position = [&](std::string id) {
+      position_input in{std::move(id), protocol_id::from_index(rng() % 3), "", {}};
+      const double eth = u(rng) < 0.7 ? std::exp(u(rng) * 6) : 0.0;
+      const double btc = u(rng) < 0.4 ? std::exp(u(rng) * 3) / 10 : 0.0;
+      const double value = eth * 3000 + btc * 60000 + 1;
+      const double debt = value * (0.3 + 0.6 * u(rng));
+      in.legs.push_back({aid(m, "ETH"), eth, 0.0});
+      if (btc > 0) in.legs.push_back({aid(m, "BTC"), btc, 0.0});
+      in.legs.push_back({aid(m, "USDC"), u(rng) < 0.2 ? 1000.0 : 0.0, debt});
+      return in;
+    };
+    std::vector<position_input> batch;
+    for (int i = 0; i < 300; ++i) {
+      ids.push_back("x" + std::to_string(i));
+      batch.push_back(random_position(ids.back()));
+    }
+    must(b.upsert(batch));
+    std::vector<double> mkt{3000.0, 60000.0, 1.0};
+    for (int step = 0; step < 400; ++step) {
+      std::vector<crossing> ev;
+      std::vector<status_change> st;
+      const double dice = u(rng);
+      if (dice < 0.05) {
+        std::vector<position_input> up;
+        for (int i = 0; i < 5; ++i) up.push_back(random_position(ids[rng() % ids.size()]));
+        // Distinct ids only.
+        std::sort(up.begin(), up.end(), [](auto& x, auto& y) { return x.id < y.id; });
+        up.erase(std::unique(up.begin(), up.end(), [](auto& x, auto& y) { return x.id == y.id; }),
+                 up.end());
+        must(b.upsert(up, &ev, &st));
+      } else {
+        std::vector<tick> ticks;
+        const std::size_t a = rng() % 2;
+        mkt[a] *= std::exp((u(rng) - 0.52) * 0.1);
+        const double kind = u(rng);
+        if (kind < 0.4) {
+          ticks.push_back({asset_id::from_index(a), mkt[a]});
+        } else if (kind < 0.8) {
+          ticks.push_back({asset_id::from_index(a), mkt[a], price_scope::market});
+        } else {
+          ticks.push_back({asset_id::from_index(a), mkt[a] * (0.95 + 0.1 * u(rng)),
+                           price_scope::oracle, protocol_id::from_index(rng() % 3)});
+        }
+        must(b.apply_ticks(ticks, ev, &st));
+      }
+      // Every change the book reported is a real transition.
+      for (const status_change& c : st) {
+        const bool now = c.kind == status_kind::pending ? b.pending_at(c.row) : b.insolvent_at(c.row);
+        REQUIRE(now == c.entered);
+      }
+      if (step % 20 != 19) continue;
+      const naive_real want = recompute(b, m);
+      std::vector<hidden_totals> totals(3);
+      for (const auto& [r, v] : want.cells) {
+        const realizable_cell& got = b.realizable_at(r);
+        INFO("seed " << seed << " step " << step << " row " << r);
+        REQUIRE(close(got.hf_market, v.hf_market));
+        REQUIRE(close(got.debt_usd, v.debt_usd));
+        REQUIRE(close(got.collateral_market_usd, v.collateral_market_usd));
+        REQUIRE(close(got.collateral_real_usd, v.collateral_real_usd));
+        REQUIRE(close(got.hf_real, v.hf_real));
+        REQUIRE(close(got.seize_usd, v.seize_usd));
+        REQUIRE(b.pending_at(r) == want.pending.at(r));
+        REQUIRE(b.insolvent_at(r) == want.insolvent.at(r));
+        hidden_totals& t = totals[b.protocol_at(r).index()];
+        if (want.pending.at(r)) {
+          ++t.pending;
+          t.pending_debt_usd += v.debt_usd;
+        }
+        if (want.insolvent.at(r)) {
+          ++t.insolvent;
+          t.insolvent_shortfall_usd += v.debt_usd - v.collateral_real_usd;
+        }
+      }
+      for (std::size_t p = 0; p < 3; ++p) {
+        REQUIRE(b.hidden()[p].pending == totals[p].pending);
+        REQUIRE(b.hidden()[p].insolvent == totals[p].insolvent);
+        REQUIRE(close(b.hidden()[p].pending_debt_usd, totals[p].pending_debt_usd));
+        REQUIRE(std::abs(b.hidden()[p].insolvent_shortfall_usd - totals[p].insolvent_shortfall_usd) <=
+                1e-6 * std::max(1.0, totals[p].insolvent_shortfall_usd));
+      }
+      // HF cells follow each protocol's oracle.
+      for (row_t r = 0; r < b.rows(); ++r) {
+        if (!b.live(r)) continue;
+        const health_cell exact = b.compute_cell(r, b.oracle_prices(b.protocol_at(r)));
+        REQUIRE(close(b.cells()[r].num, exact.num));
+        REQUIRE(close(b.cells()[r].den, exact.den));
+      }
+    }
+  }
+}
