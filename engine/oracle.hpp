@@ -15,7 +15,8 @@
 //   outlier       |p / median - 1| > rules.outlier, the median taken over the asset's
 //                 sources valid on the three counts above, itself included (with itself
 //                 left out, one bad source among three would make the two honest ones
-//                 look like outliers too); judged only when there are >= 3 of them
+//                 look like outliers too); judged only when there are >= 3 of them.
+//                 Validity is per source, over all the asset's sources, not per feed.
 // Market price of an asset = median of its valid sources (even count: mean of the two
 // middle ones); with none valid it keeps its last value.
 //
@@ -49,10 +50,13 @@
 // Threading: one thread owns an oracle_set (the engine thread); nothing is thread-safe.
 // Allocation: make() allocates; update() allocates only when a source registers (its
 // name) and to append to the output vectors (events carry strings); a delayed feed's
-// queue of waiting publications grows to its high-water mark and is then reused. Every
-// call costs O(sources + feeds of the asset), and advance() O(assets) plus that for the
-// assets with something due. No exceptions: bad input is refused with an absl::Status
-// and changes nothing.
+// queue of waiting publications grows to its high-water mark and is then reused. Each
+// asset keeps the time its next change falls due (a source going stale, a heartbeat, a
+// publication maturing, a feed going stale), so update() and advance() cost O(assets)
+// for that check plus O(sources + feeds of the asset) for each asset they evaluate (the
+// updated one, and those with something due); each asset is evaluated at most once per
+// call, so a call gives at most one change per price. No exceptions: bad input is
+// refused with an absl::Status and changes nothing.
 #pragma once
 
 #include <absl/status/status.h>

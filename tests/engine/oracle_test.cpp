@@ -251,6 +251,7 @@ TEST_CASE("a feed publishes past its deviation threshold", "[oracle]") {
 
   must(o.update(eth, "s", 101.2, 20.0, out));  // 1.2%: published
   CHECK(o.stats().publications == 1);
+  CHECK(o.stats().heartbeats == 0);
   CHECK(o.oracle_price(aave, eth) == 101.2);
   REQUIRE(out.oracle.size() == 1);
   CHECK(out.oracle[0].protocol == aave);
@@ -289,6 +290,11 @@ TEST_CASE("a heartbeat republishes an unchanged or slightly moved aggregate", "[
   REQUIRE(out.oracle.size() == 1);
   CHECK(out.oracle[0].price == 100.5);
   CHECK(o.oracle_price(pid(m, "aave"), eth) == 100.5);
+  // A move past the deviation is a publication, not a heartbeat.
+  must(o.update(eth, "s", 102.0, 7300.0, out));
+  CHECK(o.stats().publications == 3);
+  CHECK(o.stats().heartbeats == 2);
+  CHECK(o.feeds()[0].last_publish_t == 7300.0);
 }
 
 TEST_CASE("the initial publication is stamped with the first time given", "[oracle]") {
