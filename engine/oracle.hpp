@@ -184,7 +184,7 @@ class oracle_set {
  public:
   // Refuses what oracle_config::validate() refuses, an unknown protocol or asset, and a
   // min_sources above the number of sources a feed lists. Messages name the feed:
-  //   oracle feed 'maker'/'ETH': delay_s -1 must be >= 0
+  //   oracle feed 'maker'/'ETH': delay_s -1 must be a finite number >= 0
   [[nodiscard]] static absl::StatusOr<oracle_set> make(const market& m, const oracle_config& c);
 
   // A source's new price at time t (seconds). Refuses (changing nothing) an unknown
