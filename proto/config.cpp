@@ -206,6 +206,9 @@ class config_decoder {
   absl::Status decode_derived(const toml::node& n, std::string_view path, derivation& out) const;
   absl::Status decode_assets(const toml::node& n, config& out) const;
   absl::Status decode_protocols(const toml::node& n, market& m) const;
+  absl::Status decode_oracle(const toml::node& n, config& out) const;
+  absl::Status decode_feed(const toml::node& n, std::string_view path, const market& m,
+                           feed_spec& out) const;
 
   const toml::table& root_;
   std::string_view source_;
@@ -652,9 +655,133 @@ absl::Status config_decoder::decode_protocols(const toml::node& n, market& m) co
   return absl::OkStatus();
 }
 
+// The engine's message without its "oracle: " prefix where the path already says so.
+std::string_view oracle_reason(const absl::Status& s) {
+  std::string_view why = detail::text(s);
+  if (why.starts_with("oracle: ")) why.remove_prefix(8);
+  return why;
+}
+
+absl::Status config_decoder::decode_oracle(const toml::node& n, config& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, "oracle", t); !s.ok()) return s;
+  if (auto s = check_keys(*t, "oracle",
+                          std::array<std::string_view, 5>{"max_age_s", "outlier", "max_move",
+                                                          "divergence", "feed"});
+      !s.ok()) {
+    return s;
+  }
+  oracle_config& c = out.oracle;
+  // Each number is checked on its own so that a refusal points at its key.
+  for (auto&& [k, v] : *t) {
+    if (k.str() == "feed") continue;
+    const std::string path = join("oracle", k.str());
+    double x = 0.0;
+    if (auto s = read_float(v, path, x); !s.ok()) return s;
+    oracle_config one;
+    double& field = k.str() == "max_age_s"  ? one.rules.max_age_s
+                    : k.str() == "outlier"  ? one.rules.outlier
+                    : k.str() == "max_move" ? one.rules.max_move
+                                            : one.divergence;
+    field = x;
+    if (auto s = one.validate(); !s.ok()) return fail(v, path, oracle_reason(s));
+    (k.str() == "max_age_s"  ? c.rules.max_age_s
+     : k.str() == "outlier"  ? c.rules.outlier
+     : k.str() == "max_move" ? c.rules.max_move
+                             : c.divergence) = x;
+  }
+  if (const toml::node* feeds = t->get("feed")) {
+    const toml::array* arr = nullptr;
+    if (auto s = as_array(*feeds, "oracle.feed", arr); !s.ok()) return s;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string path = detail::cat("oracle.feed[", i, "]");
+      feed_spec spec;
+      if (auto s = decode_feed(*arr->get(i), path, out.mkt, spec); !s.ok()) return s;
+      c.feeds.push_back(std::move(spec));
+      if (auto s = c.validate(); !s.ok()) return fail(*arr->get(i), path, detail::text(s));
+    }
+  }
+  if (auto s = oracle_set::make(out.mkt, c); !s.ok()) {
+    return fail(*t, "oracle", detail::text(s.status()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_feed(const toml::node& n, std::string_view path,
+                                         const market& m, feed_spec& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, path, t); !s.ok()) return s;
+  if (auto s = check_keys(
+          *t, path,
+          std::array<std::string_view, 8>{"protocol", "asset", "sources", "deviation",
+                                          "heartbeat_s", "delay_s", "stale_s", "min_sources"});
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = require(*t, path, {"protocol", "asset"}); !s.ok()) return s;
+  const toml::node& protocol = *t->get("protocol");
+  const toml::node& asset = *t->get("asset");
+  if (auto s = read_string(protocol, join(path, "protocol"), out.protocol); !s.ok()) return s;
+  if (auto s = read_string(asset, join(path, "asset"), out.asset); !s.ok()) return s;
+  {
+    // The names against the market, with the engine's message.
+    oracle_config solo;
+    solo.feeds.push_back(feed_spec{out.protocol, out.asset});
+    if (auto s = oracle_set::make(m, solo); !s.ok()) {
+      const bool protocol_known = m.find_protocol(out.protocol).has_value();
+      return fail(protocol_known ? asset : protocol,
+                  join(path, protocol_known ? "asset" : "protocol"), detail::text(s.status()));
+    }
+  }
+  for (auto&& [k, v] : *t) {
+    const std::string key_path = join(path, k.str());
+    feed_spec one{out.protocol, out.asset};
+    if (k.str() == "protocol" || k.str() == "asset") continue;
+    if (k.str() == "sources") {
+      const toml::array* arr = v.as_array();
+      if (arr == nullptr) {
+        return fail(v, key_path,
+                    detail::cat("expected an array of strings, got ", type_name(v.type())));
+      }
+      for (std::size_t j = 0; j < arr->size(); ++j) {
+        std::string name;
+        if (auto s = read_string(*arr->get(j), detail::cat(key_path, "[", j, "]"), name); !s.ok())
+          return s;
+        out.sources.push_back(std::move(name));
+      }
+      one.sources = out.sources;
+    } else if (k.str() == "min_sources") {
+      std::int64_t x = 0;
+      if (auto s = read_int(v, key_path, x); !s.ok()) return s;
+      if (x < 0 || x > std::numeric_limits<std::uint32_t>::max()) {
+        return fail(v, key_path,
+                    detail::cat(x, " is outside the range of a 32-bit unsigned integer"));
+      }
+      out.min_sources = one.min_sources = static_cast<std::uint32_t>(x);
+    } else {
+      double x = 0.0;
+      if (auto s = read_float(v, key_path, x); !s.ok()) return s;
+      double feed_spec::*field = k.str() == "deviation"     ? &feed_spec::deviation
+                                 : k.str() == "heartbeat_s" ? &feed_spec::heartbeat_s
+                                 : k.str() == "delay_s"     ? &feed_spec::delay_s
+                                                            : &feed_spec::stale_s;
+      one.*field = x;
+      out.*field = x;
+    }
+    if (auto s = one.validate(); !s.ok()) return fail(v, key_path, detail::text(s));
+  }
+  // What relates the fields (min_sources against the sources listed).
+  if (auto s = out.validate(); !s.ok()) {
+    const toml::node* at = t->get("min_sources");
+    return fail(at != nullptr ? *at : *t, at != nullptr ? join(path, "min_sources") : path,
+                detail::text(s));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<config> config_decoder::run() {
-  constexpr std::array<std::string_view, 6> sections{"server",    "bands",  "book",
-                                                     "positions", "assets", "protocols"};
+  constexpr std::array<std::string_view, 7> sections{"server", "bands",     "book",  "positions",
+                                                     "assets", "protocols", "oracle"};
   if (auto s = check_keys(root_, "", sections); !s.ok()) return s;
   for (const std::string_view k : {"positions", "assets", "protocols"}) {
     if (!root_.contains(k)) {
@@ -678,6 +805,9 @@ absl::StatusOr<config> config_decoder::run() {
   if (auto s = decode_positions(*root_.get("positions"), out.positions); !s.ok()) return s;
   if (auto s = decode_assets(*root_.get("assets"), out); !s.ok()) return s;
   if (auto s = decode_protocols(*root_.get("protocols"), out.mkt); !s.ok()) return s;
+  if (const toml::node* n = root_.get("oracle")) {
+    if (auto s = decode_oracle(*n, out); !s.ok()) return s;
+  }
   return out;
 }
 

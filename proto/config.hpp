@@ -1,6 +1,6 @@
 // The TOML configuration (schema at the top of config/default.toml) decoded into engine
 // values: the market, book options (bands included), where positions come from, the
-// server's address, and per-asset betas for one-factor shocks.
+// server's address, per-asset betas for one-factor shocks, and the oracle feeds.
 //
 // Strict: every key is known or refused by name (typos are errors), every value has its
 // type (a float field also takes an integer), required keys are present, and the
@@ -23,6 +23,7 @@
 
 #include "engine/book.hpp"
 #include "engine/market.hpp"
+#include "engine/oracle.hpp"
 
 namespace cascade::proto {
 
@@ -75,6 +76,9 @@ struct config {
   server_settings server;
   // Per-asset factor loading for one-factor shocks, indexed by asset id (default 1.0).
   std::vector<double> betas;
+  // [oracle] and [[oracle.feed]]: source validity and per-protocol feeds, already checked
+  // by oracle_set::make against `mkt` (no feeds: every protocol sees the market price).
+  oracle_config oracle;
   std::string source;  // where the config came from, for messages
 };
 

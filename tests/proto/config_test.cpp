@@ -1,11 +1,13 @@
 #include "proto/config.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "engine/oracle.hpp"
 #include "proto/default_config.hpp"
 #include "proto/positions_csv.hpp"
 #include "support/fixtures.hpp"
@@ -205,4 +207,151 @@ TEST_CASE("derived errors point at the key inside the derived table", "[proto][c
   CHECK(message(R"({ base = "stETH" })") ==
         "c.toml:19: assets[1].derived.base: asset 'stETH': derived: unknown base asset 'stETH' "
         "(list it before its derivatives)");
+}
+
+namespace {
+
+// The minimal config with a second protocol, then `oracle` (TOML text) appended.
+std::string with_oracle(std::string_view oracle) {
+  std::string text(minimal);
+  text += R"(
+[[protocols]]
+name = "vault"
+kind = "cdp"
+close_factor = 1.0
+full_liquidation_hf = 1.0
+assets = { ETH = { liquidation_threshold = 0.66, liquidation_bonus = 0.13 } }
+)";
+  text += oracle;
+  return text;
+}
+
+// The 1-based line of the first occurrence of `needle` in `text`.
+std::size_t line_of(std::string_view text, std::string_view needle) {
+  const std::size_t at = text.find(needle);
+  REQUIRE(at != std::string_view::npos);
+  return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + at, '\n'));
+}
+
+}  // namespace
+
+TEST_CASE("an [oracle] table with two feeds decodes", "[proto][config][oracle]") {
+  const std::string text = with_oracle(R"(
+[oracle]
+max_age_s = 60
+outlier = 0.05
+max_move = 0.2
+divergence = 0.01
+
+[[oracle.feed]]
+protocol = "lend"
+asset = "ETH"
+sources = ["chainlink", "uniswap"]
+deviation = 0.005
+heartbeat_s = 3600
+stale_s = 7200
+min_sources = 2
+
+[[oracle.feed]]
+protocol = "vault"
+asset = "ETH"
+delay_s = 3600
+heartbeat_s = 3600
+deviation = 1e9
+)");
+  const auto cfg = must(parse_config(text, "oracle.toml", ""));
+  const cascade::oracle_config& o = cfg.oracle;
+  CHECK(o.rules.max_age_s == 60.0);
+  CHECK(o.rules.outlier == 0.05);
+  CHECK(o.rules.max_move == 0.2);
+  CHECK(o.divergence == 0.01);
+  REQUIRE(o.feeds.size() == 2);
+  CHECK(o.feeds[0].protocol == "lend");
+  CHECK(o.feeds[0].asset == "ETH");
+  CHECK(o.feeds[0].sources == std::vector<std::string>{"chainlink", "uniswap"});
+  CHECK(o.feeds[0].deviation == 0.005);
+  CHECK(o.feeds[0].heartbeat_s == 3600.0);
+  CHECK(o.feeds[0].stale_s == 7200.0);
+  CHECK(o.feeds[0].min_sources == 2);
+  CHECK(o.feeds[0].delay_s == 0.0);
+  CHECK(o.feeds[1].protocol == "vault");
+  CHECK(o.feeds[1].sources.empty());
+  CHECK(o.feeds[1].delay_s == 3600.0);
+  CHECK(o.feeds[1].deviation == 1e9);
+  CHECK(o.feeds[1].min_sources == 1);
+  // It builds against the market it came with.
+  const auto set = must(cascade::oracle_set::make(cfg.mkt, o));
+  CHECK(set.has_feeds(aid(cfg.mkt, "ETH")));
+  CHECK(set.direct_protocols(aid(cfg.mkt, "ETH")).empty());
+}
+
+TEST_CASE("without [oracle] the defaults apply and there are no feeds", "[proto][config][oracle]") {
+  const auto cfg = must(parse_config(minimal, "minimal.toml", ""));
+  CHECK(cfg.oracle.feeds.empty());
+  CHECK(cfg.oracle.rules.outlier == cascade::source_rules{}.outlier);
+  CHECK(cfg.oracle.divergence == cascade::oracle_config{}.divergence);
+  const auto dflt = must(load_config_file(source_path("config/default.toml")));
+  CHECK(dflt.oracle.feeds.empty());
+}
+
+TEST_CASE("bad [oracle] values are refused naming the key and its line",
+          "[proto][config][oracle][bad-input]") {
+  struct bad {
+    std::string oracle;   // appended TOML
+    std::string at;       // the text on the offending line
+    std::string message;  // after "c.toml:LINE: "
+  };
+  const std::string feed = "\n[[oracle.feed]]\nprotocol = \"vault\"\nasset = \"ETH\"\n";
+  const std::vector<bad> cases{
+      {"\n[oracle]\nmax_age_s = -1\n", "max_age_s = -1",
+       "oracle.max_age_s: max_age_s -1 must be a finite number >= 0"},
+      {"\n[oracle]\noutlier = 1.0\n", "outlier = 1.0",
+       "oracle.outlier: outlier 1 is outside [0, 1)"},
+      {"\n[oracle]\nmax_move = -0.5\n", "max_move = -0.5",
+       "oracle.max_move: max_move -0.5 is outside [0, 1)"},
+      {"\n[oracle]\ndivergence = \"2%\"\n",
+       "divergence = ", "oracle.divergence: expected a number, got a string"},
+      {"\n[oracle]\nmax_age = 60\n", "max_age = 60",
+       "oracle.max_age: unknown key 'max_age' (expected one of: max_age_s, outlier, max_move, "
+       "divergence, feed)"},
+      {"\n[oracle]\nfeed = 3\n", "feed = 3",
+       "oracle.feed: expected an array of tables, got an integer"},
+      {feed + "deviation = -0.01\n", "deviation = -0.01",
+       "oracle.feed[0].deviation: oracle feed 'vault'/'ETH': deviation -0.01 must be a finite "
+       "number >= 0"},
+      {feed + "heartbeat_s = nan\n", "heartbeat_s = nan",
+       "oracle.feed[0].heartbeat_s: oracle feed 'vault'/'ETH': heartbeat_s nan must be a finite "
+       "number >= 0"},
+      {feed + "delay_s = -1\n", "delay_s = -1",
+       "oracle.feed[0].delay_s: oracle feed 'vault'/'ETH': delay_s -1 must be a finite "
+       "number >= 0"},
+      {feed + "stale_s = inf\n", "stale_s = inf",
+       "oracle.feed[0].stale_s: oracle feed 'vault'/'ETH': stale_s inf must be a finite "
+       "number >= 0"},
+      {feed + "min_sources = 0\n", "min_sources = 0",
+       "oracle.feed[0].min_sources: oracle feed 'vault'/'ETH': min_sources 0 must be >= 1"},
+      {feed + "min_sources = 1.5\n", "min_sources = 1.5",
+       "oracle.feed[0].min_sources: expected an integer, got a float"},
+      {feed + "sources = [\"a\", 2]\n",
+       "sources = ", "oracle.feed[0].sources[1]: expected a string, got an integer"},
+      {feed + "sources = [\"a\", \"a\"]\n",
+       "sources = ", "oracle.feed[0].sources: oracle feed 'vault'/'ETH': sources names 'a' twice"},
+      {"\n[[oracle.feed]]\nprotocol = \"vault\"\n", "[[oracle.feed]]",
+       "oracle.feed[0]: missing required key 'asset'"},
+      {"\n[[oracle.feed]]\nprotocol = \"bank\"\nasset = \"ETH\"\n", "protocol = \"bank\"",
+       "oracle.feed[0].protocol: oracle feed 'bank'/'ETH': unknown protocol 'bank'"},
+      {"\n[[oracle.feed]]\nprotocol = \"vault\"\nasset = \"BTC\"\n", "asset = \"BTC\"",
+       "oracle.feed[0].asset: oracle feed 'vault'/'BTC': unknown asset 'BTC'"},
+      {feed + "delay = 3600\n", "delay = 3600",
+       "oracle.feed[0].delay: unknown key 'delay' (expected one of: protocol, asset, sources, "
+       "deviation, heartbeat_s, delay_s, stale_s, min_sources)"},
+  };
+  for (const bad& b : cases) {
+    const std::string text = with_oracle(b.oracle);
+    INFO(text);
+    const auto r = parse_config(text, "c.toml", "");
+    REQUIRE_FALSE(r.ok());
+    CHECK(std::string(r.status().message()) ==
+          "c.toml:" + std::to_string(line_of(text, b.at)) + ": " + b.message);
+  }
 }
