@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/bands.hpp"
+#include "engine/book.hpp"
 #include "engine/ids.hpp"
 
 namespace cascade::proto {
@@ -55,7 +56,37 @@ struct price_event {
   double ts = 0.0;  // the tick's own timestamp (unix seconds); 0 when the client gave none
 };
 
-using event_body = std::variant<alert_event, cascade_event, price_event>;
+// A position entered or left the pending-liquidation status (under 1 at market prices,
+// not yet at its protocol's oracle) or the hidden-insolvency status (solvent at the
+// oracle, its collateral sold now would not cover its debt): see book.hpp.
+struct status_event {
+  std::string position;
+  std::string owner;
+  protocol_id protocol;
+  status_kind kind = status_kind::pending;
+  bool entered = true;
+  double hf = 0.0;  // at the protocol's oracle
+  realizable_cell value;
+  std::vector<asset_id> assets;
+};
+
+// Oracle health (engine/oracle.hpp): a source stale, an outlier, non-positive or too
+// volatile (and valid again), a feed stale (and fresh again), a protocol's oracle
+// diverging from the market beyond the threshold (and converging), or an asset with no
+// valid source. `protocol` is invalid for source events, `source` empty for feed ones.
+struct oracle_notice {
+  std::string kind;
+  asset_id asset;
+  protocol_id protocol;
+  std::string source;
+  std::string reason;
+  double price = 0.0;      // the source's price, or the protocol's oracle price
+  double reference = 0.0;  // the median of the other sources, or the market price
+  double ts = 0.0;         // oracle clock, unix seconds
+};
+
+using event_body =
+    std::variant<alert_event, cascade_event, price_event, status_event, oracle_notice>;
 
 // One event of the global stream. seq is stamped by the engine thread in the order the
 // events happened; ingest_ns is when the message that caused it reached the server,

@@ -504,6 +504,11 @@ std::string encode_assets(const book& b) {
         .field("symbol", a.symbol)
         .field("price", b.prices()[i])
         .field("reference_price", a.price);
+    w.key("oracle").begin_object();
+    for (std::size_t p = 0; p < m.protocol_count(); ++p) {
+      w.field(m.protocols()[p].name, b.oracle_prices(protocol_id::from_index(p))[i]);
+    }
+    w.end_object();
     w.key("pool");
     if (a.liquidity) {
       w.begin_object()
@@ -550,6 +555,27 @@ std::string encode_protocols(const market& m) {
   return w.take();
 }
 
+// hf_market, hf_real, collateral_real_usd and the two statuses (book.hpp).
+void write_realizable(json_writer& w, const book& b, row_t r) {
+  const realizable_cell& v = b.realizable_at(r);
+  w.field("hf_market", v.hf_market)
+      .field("hf_real", v.hf_real)
+      .field("collateral_real_usd", v.collateral_real_usd)
+      .field("pending_liquidation", b.pending_at(r))
+      .field("insolvent", b.insolvent_at(r));
+}
+
+void write_hidden(json_writer& w, const hidden_totals& h) {
+  w.begin_object()
+      .field("pending", h.pending)
+      .field("pending_debt_usd", h.pending_debt_usd)
+      .field("pending_seize_usd", h.pending_seize_usd)
+      .field("insolvent", h.insolvent)
+      .field("insolvent_debt_usd", h.insolvent_debt_usd)
+      .field("shortfall_usd", h.insolvent_shortfall_usd)
+      .end_object();
+}
+
 std::string encode_position(const book& b, row_t r) {
   const market& m = b.get_market();
   const auto assets = b.leg_assets(r);
@@ -569,6 +595,7 @@ std::string encode_position(const book& b, row_t r) {
       .field("band", band_name(b, r))
       .field("collateral_usd", collateral_usd)
       .field("debt_usd", debt_usd);
+  if (b.options().realizable) write_realizable(w, b, r);
   w.key("legs").begin_array();
   for (std::size_t i = 0; i < assets.size(); ++i) {
     w.begin_object()
@@ -590,7 +617,9 @@ std::string encode_positions_page(const book& b, std::span<const row_t> rows, bo
         .field("id", b.id_at(r))
         .field("protocol", m.get_protocol(b.protocol_at(r)).name);
     write_owner(w, b.owner_at(r));
-    w.field("hf", b.health_at(r)).field("band", band_name(b, r)).end_object();
+    w.field("hf", b.health_at(r)).field("band", band_name(b, r));
+    if (b.options().realizable) write_realizable(w, b, r);
+    w.end_object();
   }
   w.end_array();
   w.key("next_cursor");
@@ -631,7 +660,46 @@ std::string encode_summary(const book& b, std::uint64_t seq) {
     w.key(to_string(static_cast<band>(k)));
     write_band_totals(w, all[k]);
   }
-  w.end_object().end_object();
+  w.end_object();
+  if (b.options().realizable) {
+    w.key("hidden");
+    write_hidden_fields(w, b);
+  }
+  w.end_object();
+  return w.take();
+}
+
+void write_hidden_fields(json_writer& w, const book& b) {
+  const market& m = b.get_market();
+  w.begin_object().key("protocols").begin_object();
+  hidden_totals all;
+  for (std::size_t p = 0; p < m.protocol_count(); ++p) {
+    const hidden_totals& h = b.hidden()[p];
+    w.key(m.protocols()[p].name);
+    write_hidden(w, h);
+    all.pending += h.pending;
+    all.pending_debt_usd += h.pending_debt_usd;
+    all.pending_seize_usd += h.pending_seize_usd;
+    all.insolvent += h.insolvent;
+    all.insolvent_debt_usd += h.insolvent_debt_usd;
+    all.insolvent_shortfall_usd += h.insolvent_shortfall_usd;
+  }
+  w.end_object().key("totals");
+  write_hidden(w, all);
+  w.key("queued_units").begin_object();
+  for (std::size_t a = 0; a < m.asset_count(); ++a) {
+    w.field(m.assets()[a].symbol, b.queued_units()[a]);
+  }
+  w.end_object();
+  w.field("queued_positions", static_cast<std::uint64_t>(b.queued_positions()));
+  w.end_object();
+}
+
+std::string encode_hidden(const book& b, std::uint64_t seq) {
+  json_writer w;
+  w.begin_object().field("seq", seq).key("hidden");
+  write_hidden_fields(w, b);
+  w.end_object();
   return w.take();
 }
 

@@ -87,6 +87,11 @@ struct at_risk_query {
 [[nodiscard]] std::string encode_positions_page(const book& b, std::span<const row_t> rows,
                                                 bool more);
 [[nodiscard]] std::string encode_summary(const book& b, std::uint64_t seq);
+// GET /v1/hidden: pending liquidations and hidden insolvency per protocol and in total,
+// and the units queued to be seized per asset (book.hpp, realizable value).
+[[nodiscard]] std::string encode_hidden(const book& b, std::uint64_t seq);
+class json_writer;
+void write_hidden_fields(json_writer& w, const book& b);
 // GET /v1/cascade: the cascade fields plus "seq" and "stale": false.
 [[nodiscard]] std::string encode_projection(const cascade_event& c, std::uint64_t seq,
                                             const market& m);

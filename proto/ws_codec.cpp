@@ -32,6 +32,9 @@ std::optional<channel> parse_channel(std::string_view s) {
   if (s == "alerts") return ch_alerts;
   if (s == "cascades") return ch_cascades;
   if (s == "prices") return ch_prices;
+  if (s == "pending") return ch_pending;
+  if (s == "insolvency") return ch_insolvency;
+  if (s == "oracle") return ch_oracle;
   return std::nullopt;
 }
 
@@ -49,7 +52,7 @@ fault for_each_op_field(wire_reader& r, od::object& root, key_set<N>& keys, F&& 
   });
 }
 
-// A `channels` array: at least one of alerts, cascades, prices.
+// A `channels` array: at least one of alerts, cascades, prices, pending, insolvency, oracle.
 fault read_channels(wire_reader& r, od::value& v, std::uint8_t& out) {
   od::array arr;
   if (fault f = r.read_array(v, arr)) return f;
@@ -62,7 +65,7 @@ fault read_channels(wire_reader& r, od::value& v, std::uint8_t& out) {
         if (!c) {
           return r.error(error_code::bad_request,
                          detail::cat("unknown channel ", detail::wire_quoted(s),
-                                     " (expected alerts, cascades or prices)"));
+                                     " (expected alerts, cascades, prices, pending, insolvency or oracle)"));
         }
         out = static_cast<std::uint8_t>(out | *c);
         any = true;
@@ -71,7 +74,7 @@ fault read_channels(wire_reader& r, od::value& v, std::uint8_t& out) {
     return f;
   }
   if (!any) {
-    return r.error(error_code::bad_request, "empty: name at least one of alerts, cascades, prices");
+    return r.error(error_code::bad_request, "empty: name at least one of alerts, cascades, prices, pending, insolvency, oracle");
   }
   return std::nullopt;
 }
@@ -279,6 +282,61 @@ void write_alert(json_writer& w, const event& e, const alert_event& a, const mar
   w.end_object();
 }
 
+void write_owner(json_writer& w, const std::string& owner) {
+  w.key("owner");
+  if (owner.empty()) {
+    w.null();
+  } else {
+    w.value(owner);
+  }
+}
+
+void write_status(json_writer& w, const event& e, const status_event& s, const market& m) {
+  w.begin_object();
+  write_envelope(w, to_string(s.kind), e);
+  w.field("position", s.position);
+  write_owner(w, s.owner);
+  const realizable_cell& v = s.value;
+  w.field("protocol", name_of(m, s.protocol))
+      .field("state", s.entered ? "entered" : "cleared")
+      .field("hf", s.hf)
+      .field("hf_market", v.hf_market)
+      .field("hf_real", v.hf_real)
+      .field("collateral_usd", v.collateral_market_usd)
+      .field("collateral_real_usd", v.collateral_real_usd)
+      .field("debt_usd", v.debt_usd);
+  if (s.kind == status_kind::pending) {
+    w.field("seize_usd", v.seize_usd);
+  } else {
+    w.field("shortfall_usd", v.debt_usd - v.collateral_real_usd);
+  }
+  w.key("assets").begin_array();
+  for (const asset_id x : s.assets) w.value(symbol_of(m, x));
+  w.end_array();
+  w.end_object();
+}
+
+void write_oracle(json_writer& w, const event& e, const oracle_notice& o, const market& m) {
+  w.begin_object();
+  write_envelope(w, "oracle", e);
+  w.field("kind", o.kind).field("asset", symbol_of(m, o.asset));
+  w.key("protocol");
+  if (o.protocol.valid() && o.protocol.index() < m.protocol_count()) {
+    w.value(name_of(m, o.protocol));
+  } else {
+    w.null();
+  }
+  w.key("source");
+  if (o.source.empty()) {
+    w.null();
+  } else {
+    w.value(o.source);
+  }
+  w.field("reason", o.reason).field("price", o.price).field("reference", o.reference);
+  w.field("ts", o.ts);
+  w.end_object();
+}
+
 void write_price(json_writer& w, const event& e, const price_event& p, const market& m) {
   w.begin_object();
   write_envelope(w, "price", e);
@@ -342,6 +400,23 @@ bool subscription::matches(const event_body& e) const {
   if (const auto* p = std::get_if<price_event>(&e)) {
     if ((channels & ch_prices) == 0) return false;
     return assets.empty() || contains_sorted(assets, p->asset);
+  }
+  if (const auto* s = std::get_if<status_event>(&e)) {
+    const std::uint8_t ch = s->kind == status_kind::pending ? ch_pending : ch_insolvency;
+    if ((channels & ch) == 0) return false;
+    if (!protocols.empty() && !contains_sorted(protocols, s->protocol)) return false;
+    if (!assets.empty() && std::none_of(s->assets.begin(), s->assets.end(),
+                                        [&](asset_id x) { return contains_sorted(assets, x); })) {
+      return false;
+    }
+    if (!positions.empty() && !contains_sorted(positions, s->position)) return false;
+    if (!owners.empty() && !contains_sorted(owners, s->owner)) return false;
+    return true;
+  }
+  if (const auto* o = std::get_if<oracle_notice>(&e)) {
+    if ((channels & ch_oracle) == 0) return false;
+    if (!assets.empty() && !contains_sorted(assets, o->asset)) return false;
+    return protocols.empty() || !o->protocol.valid() || contains_sorted(protocols, o->protocol);
   }
   return (channels & ch_cascades) != 0;
 }
@@ -530,6 +605,10 @@ std::string encode_event(const event& e, const market& m) {
     write_alert(w, e, *a, m);
   } else if (const auto* p = std::get_if<price_event>(&e.body)) {
     write_price(w, e, *p, m);
+  } else if (const auto* s = std::get_if<status_event>(&e.body)) {
+    write_status(w, e, *s, m);
+  } else if (const auto* o = std::get_if<oracle_notice>(&e.body)) {
+    write_oracle(w, e, *o, m);
   } else {
     w.begin_object();
     write_envelope(w, "cascade", e);

@@ -55,7 +55,16 @@ struct wire_error {
 };
 
 // Channel bits.
-enum channel : std::uint8_t { ch_alerts = 1, ch_cascades = 2, ch_prices = 4 };
+enum channel : std::uint8_t {
+  ch_alerts = 1,
+  ch_cascades = 2,
+  ch_prices = 4,
+  ch_pending = 8,      // pending_liquidation events
+  ch_insolvency = 16,  // insolvency events
+  ch_oracle = 32,      // oracle events
+};
+inline constexpr std::uint8_t all_channels =
+    ch_alerts | ch_cascades | ch_prices | ch_pending | ch_insolvency | ch_oracle;
 inline constexpr std::uint8_t default_channels = ch_alerts | ch_cascades;
 
 // A subscription's filter. Empty lists match everything; lists are sorted and unique.
@@ -84,7 +93,7 @@ struct subscribe_msg {
   subscription sub;
 };
 struct unsubscribe_msg {
-  std::uint8_t channels = ch_alerts | ch_cascades | ch_prices;
+  std::uint8_t channels = all_channels;
 };
 struct prices_msg {  // both `price` (one tick) and `prices`
   std::vector<price_tick> ticks;

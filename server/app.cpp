@@ -73,7 +73,7 @@ struct app::impl {
                                                  settings.volatility_half_life_hours, max_rounds,
                                                  met);
                             },
-                            60.0},
+                            60.0, std::move(in.oracles)},
             [this](std::vector<proto::event>&& batch, std::vector<answer>&& answers) {
               pub.publish(std::move(batch), std::move(answers));
             },
@@ -233,6 +233,14 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     if (!method_is({"GET"}) || !need(role::read)) return;
     submit({now_ns(), query_cmd{[reply](const engine_view& v) {
               reply(json(200, proto::encode_summary(v.b, v.seq)));
+            }}},
+           reply);
+    return;
+  }
+  if (path == "/v1/hidden") {
+    if (!method_is({"GET"}) || !need(role::read)) return;
+    submit({now_ns(), query_cmd{[reply](const engine_view& v) {
+              reply(json(200, proto::encode_hidden(v.b, v.seq)));
             }}},
            reply);
     return;

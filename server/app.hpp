@@ -15,6 +15,7 @@
 #include <string>
 
 #include "engine/book.hpp"
+#include "engine/oracle.hpp"
 #include "engine/market.hpp"
 #include "proto/config.hpp"
 #include "server/net.hpp"
@@ -26,6 +27,7 @@ struct app_inputs {
   std::unique_ptr<book> bk;  // loaded, over *mkt
   proto::server_settings server;
   std::uint32_t max_rounds = 100;
+  oracle_config oracles;  // checked against *mkt already
 };
 
 class app final : public net_handler {

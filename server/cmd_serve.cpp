@@ -87,11 +87,13 @@ int cmd_serve(command_args args, std::ostream& out, std::ostream& err) {
   // [server] settings: from the config file (or the embedded default) unless a scenario
   // gives the market, then the environment, then flags.
   proto::server_settings settings;
+  oracle_config oracles;  // none with a scenario: every protocol sees the market
   if (!a->has("scenario")) {
     auto cfg = a->has("config") ? proto::load_config_file(*a->get("config"))
                                 : proto::load_default_config();
     if (!cfg.ok()) return fail(cfg.status());
     settings = cfg->server;
+    oracles = cfg->oracle;
   }
   if (auto s = apply_environment(settings); !s.ok()) return fail(s);
   for (const std::string& kv : a->all("set")) {
@@ -137,6 +139,7 @@ int cmd_serve(command_args args, std::ostream& out, std::ostream& err) {
   in.bk = *std::move(b);
   in.server = settings;
   in.max_rounds = w->max_rounds;
+  in.oracles = std::move(oracles);
   app server(std::move(in));
   auto port = server.start();
   if (!port.ok()) {

@@ -45,7 +45,17 @@ struct engine_service::impl {
         met(mt),
         owner(o),
         vol(m.asset_count(), volatility_options{s.volatility_half_life_s, 20}),
+        oracles(make_oracles(m, settings.oracle)),
         inbox(s.inbox_capacity) {}
+
+  static oracle_set make_oracles(const market& m, const oracle_config& c) {
+    auto o = oracle_set::make(m, c);
+    // The config loader checked the feeds against this market (proto/config.cpp).
+    if (!o.ok()) throw std::invalid_argument(std::string(o.status().message()));
+    return *std::move(o);
+  }
+  // Turns what the oracles changed into book ticks, volatility samples and events.
+  void take_oracle_output(double ts, std::int64_t ingest);
 
   void run();
   void process(std::span<command> cmds);
@@ -56,6 +66,8 @@ struct engine_service::impl {
   // Runs the no-shock projection; appends its event when `emit`.
   void project(std::int64_t ingest, bool emit);
   void maybe_project();
+  // Pending-liquidation and insolvency events, after the alerts of the same batch.
+  void add_statuses(std::int64_t ingest);
   void add_alerts(const std::vector<crossing>& xs, std::int64_t ingest,
                   std::span<const std::int64_t> ingest_by_asset);
   void flush();
@@ -82,8 +94,12 @@ struct engine_service::impl {
   };
   std::vector<pending_answer> answers;
   std::vector<crossing> crossings;  // scratch
+  std::vector<status_change> statuses;  // scratch
   std::vector<tick> ticks;          // scratch
+  std::vector<std::uint8_t> refused;  // scratch, per command
   std::vector<std::int64_t> ingest_by_asset;
+  oracle_set oracles;
+  oracle_output oracle_out;  // scratch
 
   // The latest projection and whether the book changed since it ran.
   proto::cascade_event projection;
@@ -214,7 +230,7 @@ void engine_service::impl::process(std::span<command> cmds) {
             apply_remove(c);
           } else if constexpr (std::is_same_v<T, query_cmd>) {
             flush();  // a query sees every event before it stamped
-            body.run(engine_view{*bk, mkt, seq, vol});
+            body.run(engine_view{*bk, mkt, seq, vol, oracles});
           } else if constexpr (std::is_same_v<T, projection_cmd>) {
             if (dirty || !have_projection) project(c.ingest_ns, false);
             body.run(projection, projection_seq);
@@ -233,70 +249,120 @@ void engine_service::impl::apply_prices(std::span<command> cmds) {
   ticks.clear();
   std::fill(ingest_by_asset.begin(), ingest_by_asset.end(), 0);
   const bool want_prices = prices_wanted.load(std::memory_order_relaxed);
+  const double now_s = static_cast<double>(now_ns()) * 1e-9;
   std::size_t received = 0;
-  for (command& c : cmds) {
+  crossings.clear();
+  statuses.clear();
+  // Every tick is a source's quote to the oracles; what they change becomes the book's
+  // batch. A command with a tick the oracles or the book would refuse (an unknown
+  // asset, a price that is not finite and > 0: the codec refuses both, so only a direct
+  // caller can send one) is refused whole before anything is touched, alone.
+  refused.assign(cmds.size(), 0);
+  for (std::size_t i = 0; i < cmds.size(); ++i) {
+    for (const proto::price_tick& t : std::get<prices_cmd>(cmds[i].body).ticks) {
+      if (!t.asset.valid() || t.asset.index() >= mkt.asset_count() ||
+          !is_positive_finite(t.price) || !(std::isfinite(t.ts) && t.ts >= 0.0)) {
+        refused[i] = 1;
+      }
+    }
+  }
+  for (std::size_t i = 0; i < cmds.size(); ++i) {
+    if (refused[i] != 0) continue;
+    command& c = cmds[i];
     auto& pc = std::get<prices_cmd>(c.body);
     for (const proto::price_tick& t : pc.ticks) {
-      ticks.push_back({t.asset, t.price});
+      const double ts = t.ts > 0.0 ? t.ts : now_s;
+      oracle_out.clear();
+      const absl::Status s =
+          oracles.update(t.asset, t.source.empty() ? "ws" : t.source, t.price, ts, oracle_out);
+      (void)s;  // checked above: an update of a known asset at a finite positive price
+      take_oracle_output(ts, c.ingest_ns);
       ingest_by_asset[t.asset.index()] = c.ingest_ns;
+      if (want_prices) {
+        proto::event e;
+        e.seq = ++seq;
+        e.ingest_ns = c.ingest_ns;
+        e.body = proto::price_event{t.asset, t.price, t.source, t.ts > 0.0 ? t.ts : now_s};
+        events.push_back(std::move(e));
+      }
     }
     received += pc.ticks.size();
   }
-  crossings.clear();
   const std::uint64_t ticks_before = bk->stats().ticks;
-  absl::Status st = bk->apply_ticks(ticks, crossings);
-  if (!st.ok() && cmds.size() > 1) {
-    for (command& c : cmds) apply_prices(std::span<command>(&c, 1));
-    return;
-  }
-  apply_result res;
-  if (!st.ok()) {
-    res.error = refusal(proto::error_code::bad_request, st);
-  } else {
-    const double now_s = static_cast<double>(now_ns()) * 1e-9;
-    for (command& c : cmds) {
-      for (const proto::price_tick& t : std::get<prices_cmd>(c.body).ticks) {
-        vol.observe(t.asset, t.price, t.ts > 0.0 ? t.ts : now_s);
-        if (want_prices) {
-          proto::event e;
-          e.seq = ++seq;
-          e.ingest_ns = c.ingest_ns;
-          e.body = proto::price_event{t.asset, t.price, t.source, t.ts > 0.0 ? t.ts : now_s};
-          events.push_back(std::move(e));
-        }
-      }
-    }
-    add_alerts(crossings, 0, ingest_by_asset);
-    dirty = true;
-    dirty_ingest = cmds.back().ingest_ns;
-    if (met != nullptr) {
-      const std::uint64_t applied = bk->stats().ticks - ticks_before;
-      met->ticks_applied.Increment(static_cast<double>(applied));
+  const absl::Status st = bk->apply_ticks(ticks, crossings, &statuses);
+  (void)st;  // the oracles only output finite positive prices of known assets
+  add_alerts(crossings, 0, ingest_by_asset);
+  add_statuses(cmds.back().ingest_ns);
+  dirty = true;
+  dirty_ingest = cmds.back().ingest_ns;
+  if (met != nullptr) {
+    const std::uint64_t applied = bk->stats().ticks - ticks_before;
+    met->ticks_applied.Increment(static_cast<double>(applied));
+    if (received > applied) {
       met->ticks_coalesced.Increment(static_cast<double>(received - applied));
     }
   }
   // Answers go out after the batch's events are handed to the publisher, so an `ack`
   // never overtakes the alerts its ticks caused.
-  for (command& c : cmds) {
-    auto& pc = std::get<prices_cmd>(c.body);
+  for (std::size_t i = 0; i < cmds.size(); ++i) {
+    auto& pc = std::get<prices_cmd>(cmds[i].body);
     if (!pc.done) continue;
-    apply_result r = res;
-    r.applied = res.error ? 0 : pc.ticks.size();
-    r.alerts = res.error ? 0 : crossings.size();
+    apply_result r;
+    if (refused[i] != 0) {
+      r.error = proto::wire_error{proto::error_code::bad_price,
+                                  "a tick names an unknown asset or a price that is not a "
+                                  "finite number > 0; nothing of this message was applied"};
+    } else {
+      r.applied = pc.ticks.size();
+      r.alerts = crossings.size();
+    }
     answers.push_back({std::move(pc.done), r});
+  }
+}
+
+void engine_service::impl::take_oracle_output(double ts, std::int64_t ingest) {
+  for (const market_change& mc : oracle_out.market) {
+    vol.observe(mc.asset, mc.price, ts);
+    if (!oracles.has_feeds(mc.asset)) {
+      ticks.push_back({mc.asset, mc.price});  // every protocol reads the market
+      continue;
+    }
+    ticks.push_back({mc.asset, mc.price, price_scope::market});
+    for (const protocol_id p : oracles.direct_protocols(mc.asset)) {
+      ticks.push_back({mc.asset, mc.price, price_scope::oracle, p});
+    }
+  }
+  for (const oracle_change& oc : oracle_out.oracle) {
+    ticks.push_back({oc.asset, oc.price, price_scope::oracle, oc.protocol});
+  }
+  for (const oracle_event& oe : oracle_out.events) {
+    static constexpr std::string_view kinds[] = {"source_invalid", "source_valid", "feed_stale",
+                                                 "feed_fresh",     "divergence",   "convergence",
+                                                 "no_valid_source"};
+    const std::string_view kind = kinds[static_cast<std::size_t>(oe.what)];
+    proto::oracle_notice n{std::string(kind), oe.asset, oe.protocol, oe.source, oe.reason,
+                           oe.price, oe.reference, oe.t};
+    proto::event e;
+    e.seq = ++seq;
+    e.ingest_ns = ingest;
+    e.body = std::move(n);
+    events.push_back(std::move(e));
+    if (met != nullptr) met->oracle_event(kind).Increment();
   }
 }
 
 void engine_service::impl::apply_upsert(command& c) {
   auto& uc = std::get<upsert_cmd>(c.body);
   crossings.clear();
+  statuses.clear();
   const std::uint64_t seq_before = seq;
-  absl::Status st = bk->upsert(uc.positions, &crossings);
+  absl::Status st = bk->upsert(uc.positions, &crossings, &statuses);
   apply_result r;
   if (!st.ok()) {
     r.error = refusal(proto::error_code::bad_request, st);
   } else {
     add_alerts(crossings, c.ingest_ns, {});
+    add_statuses(c.ingest_ns);
     dirty = true;
     dirty_ingest = c.ingest_ns;
     r.applied = uc.positions.size();
@@ -367,6 +433,32 @@ void engine_service::impl::add_alerts(const std::vector<crossing>& xs, std::int6
     events.push_back(std::move(e));
   }
   if (met != nullptr) met->alerts.Increment(static_cast<double>(xs.size()));
+}
+
+void engine_service::impl::add_statuses(std::int64_t ingest) {
+  for (const status_change& x : statuses) {
+    proto::status_event s;
+    s.position = bk->id_at(x.row);
+    s.owner = bk->owner_at(x.row);
+    s.protocol = x.protocol;
+    s.kind = x.kind;
+    s.entered = x.entered;
+    s.hf = x.hf;
+    s.value = x.value;
+    const auto legs = bk->leg_assets(x.row);
+    s.assets.assign(legs.begin(), legs.end());
+    std::sort(s.assets.begin(), s.assets.end());
+    s.assets.erase(std::unique(s.assets.begin(), s.assets.end()), s.assets.end());
+    proto::event e;
+    e.seq = ++seq;
+    e.ingest_ns = ingest;
+    e.body = std::move(s);
+    events.push_back(std::move(e));
+    if (met != nullptr) {
+      (x.kind == status_kind::pending ? met->pending_events : met->insolvency_events)
+          .Increment();
+    }
+  }
 }
 
 std::uint64_t engine_service::impl::liquidatable() const {
@@ -474,9 +566,28 @@ void engine_service::impl::update_gauges(bool force_totals) {
       met->positions[p][b]->Set(static_cast<double>(counts[p][b]));
     }
   }
+  const auto& hidden = bk->hidden();
+  for (std::size_t p = 0; p < hidden.size(); ++p) {
+    const hidden_totals& h = hidden[p];
+    met->pending_positions[p]->Set(static_cast<double>(h.pending));
+    met->pending_debt_usd[p]->Set(h.pending_debt_usd);
+    met->pending_seize_usd[p]->Set(h.pending_seize_usd);
+    met->insolvent_positions[p]->Set(static_cast<double>(h.insolvent));
+    met->insolvent_debt_usd[p]->Set(h.insolvent_debt_usd);
+    met->insolvent_shortfall_usd[p]->Set(h.insolvent_shortfall_usd);
+  }
+  for (const feed_state& f : oracles.feeds()) {
+    const std::string& proto_name = mkt.get_protocol(f.protocol).name;
+    const std::string& sym = mkt.asset(f.asset).symbol;
+    const double market_price = bk->prices()[f.asset.index()];
+    met->oracle_price(proto_name, sym).Set(f.visible);
+    met->oracle_divergence(proto_name, sym).Set(std::abs(f.visible / market_price - 1.0));
+  }
   const auto prices = bk->prices();
+  const auto queued_units = bk->queued_units();
   for (std::size_t a = 0; a < prices.size(); ++a) {
     met->price_usd[a]->Set(prices[a]);
+    met->queued_units[a]->Set(queued_units[a]);
     const auto v = vol.annualized(asset_id::from_index(a));
     met->volatility_annual[a]->Set(v ? *v : std::nan(""));
   }

@@ -36,6 +36,7 @@
 #include "engine/book.hpp"
 #include "engine/cascade.hpp"
 #include "engine/market.hpp"
+#include "engine/oracle.hpp"
 #include "engine/volatility.hpp"
 #include "proto/events.hpp"
 #include "proto/ws_codec.hpp"
@@ -59,6 +60,7 @@ struct engine_view {
   const market& m;
   std::uint64_t seq;  // last seq stamped
   const volatility_tracker& vol;
+  const oracle_set& oracles;
 };
 
 struct prices_cmd {
@@ -109,6 +111,11 @@ struct engine_settings {
   // the critical shocks behind the risk metrics. Empty: none.
   std::function<void(const book& snapshot, const volatility_tracker& vol)> periodic;
   double periodic_interval_s = 60.0;
+  // Price sources and per-protocol oracle feeds (engine/oracle.hpp). Every price tick
+  // is a source's quote (`source`, default "ws"/"rest"; `ts`, default the server's
+  // clock): the market price is the median of the asset's valid sources, and each
+  // protocol sees its feed's published price, or the market price without one.
+  oracle_config oracle;
 };
 
 class engine_service {

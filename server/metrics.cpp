@@ -73,6 +73,13 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
                                "Events (alerts, cascades, prices) given a sequence number.")),
       book_positions(gauge(*r, "cascade_book_positions", "Live positions in the book.")),
       last_seq(gauge(*r, "cascade_last_seq", "Sequence number of the last event published.")),
+      pending_events(counter(*r, "cascade_pending_liquidation_events_total",
+                             "pending_liquidation events: positions under 1 at market prices "
+                             "but not yet at their protocol's oracle (entered or cleared).")),
+      insolvency_events(counter(*r, "cascade_insolvency_events_total",
+                                "insolvency events: positions solvent at the oracle whose "
+                                "collateral, sold now, would not cover the debt (entered or "
+                                "cleared).")),
       ws_connections(gauge(*r, "cascade_ws_connections", "Open WebSocket connections.")),
       http_connections(gauge(*r, "cascade_http_connections", "Open HTTP connections.")),
       ws_messages_in(counter(*r, "cascade_ws_messages_received_total",
@@ -96,6 +103,20 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
                      "Bad debt the latest cascade projection leaves, per protocol.");
   auto& liq = gauges(reg, "cascade_projected_liquidated_positions",
                      "Positions the latest cascade projection liquidates, per protocol.");
+  auto& pend = gauges(reg, "cascade_pending_liquidation_positions",
+                      "Positions under HF 1 at market prices that their protocol's oracle "
+                      "does not yet show as liquidatable.");
+  auto& pend_debt = gauges(reg, "cascade_pending_liquidation_debt_usd",
+                           "Debt of pending liquidations, at market prices.");
+  auto& pend_seize = gauges(reg, "cascade_pending_liquidation_seize_usd",
+                            "Collateral the pending liquidations will seize, at market prices.");
+  auto& ins = gauges(reg, "cascade_hidden_insolvent_positions",
+                     "Positions solvent at the oracle whose realizable collateral is below "
+                     "their debt.");
+  auto& ins_debt = gauges(reg, "cascade_hidden_insolvency_debt_usd",
+                          "Debt of hidden-insolvent positions, at market prices.");
+  auto& ins_short = gauges(reg, "cascade_hidden_insolvency_shortfall_usd",
+                           "Debt minus realizable collateral over hidden-insolvent positions.");
   for (std::size_t p = 0; p < m.protocol_count(); ++p) {
     const std::string& name = m.get_protocol(protocol_id::from_index(p)).name;
     std::array<prometheus::Gauge*, band_count> row{};
@@ -108,8 +129,19 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
     liquidatable_debt_usd.push_back(&liq_debt.Add({{"protocol", name}}));
     projected_bad_debt_usd.push_back(&bad.Add({{"protocol", name}}));
     projected_liquidated.push_back(&liq.Add({{"protocol", name}}));
+    pending_positions.push_back(&pend.Add({{"protocol", name}}));
+    pending_debt_usd.push_back(&pend_debt.Add({{"protocol", name}}));
+    pending_seize_usd.push_back(&pend_seize.Add({{"protocol", name}}));
+    insolvent_positions.push_back(&ins.Add({{"protocol", name}}));
+    insolvent_debt_usd.push_back(&ins_debt.Add({{"protocol", name}}));
+    insolvent_shortfall_usd.push_back(&ins_short.Add({{"protocol", name}}));
   }
-  auto& price = gauges(reg, "cascade_price_usd", "Current oracle price per asset.");
+  auto& price = gauges(reg, "cascade_price_usd",
+                       "Current market price per asset (protocols' oracles: "
+                       "cascade_oracle_price_usd).");
+  auto& queued = gauges(reg, "cascade_queued_liquidation_units",
+                        "Units of the asset queued to be seized by liquidations (liquidatable "
+                        "and pending positions), which realizable values sell behind.");
   auto& vol = gauges(reg, "cascade_volatility_annual_ratio",
                      "EWMA volatility of the asset's tick stream, annualized (NaN until "
                      "enough ticks).");
@@ -132,7 +164,23 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
     critical_probability.push_back(&prob.Add({{"asset", sym}}));
     critical_probability.back()->Set(nan);
     projected_price_drop.push_back(&drop.Add({{"asset", sym}}));
+    queued_units.push_back(&queued.Add({{"asset", sym}}));
   }
+  oracle_events_ = &BuildCounter()
+                        .Name("cascade_oracle_events_total")
+                        .Help("Oracle events by kind: sources invalid or valid again, feeds stale "
+                              "or fresh, protocol oracles diverging from or converging to the "
+                              "market, assets without a valid source.")
+                        .Register(reg);
+  for (const char* k : {"source_invalid", "source_valid", "feed_stale", "feed_fresh", "divergence",
+                        "convergence", "no_valid_source"}) {
+    (void)oracle_events_->Add({{"kind", k}});
+  }
+  oracle_price_ = &gauges(reg, "cascade_oracle_price_usd",
+                          "The price a protocol's oracle feed shows for an asset (feeds only; "
+                          "protocols without a feed see cascade_price_usd).");
+  oracle_divergence_ = &gauges(reg, "cascade_oracle_divergence_ratio",
+                               "|oracle / market - 1| per protocol feed.");
   auto& errs = BuildCounter()
                    .Name("cascade_errors_total")
                    .Help("Requests and messages refused, by error code.")
@@ -141,6 +189,19 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
     errors_.push_back(
         &errs.Add({{"code", std::string(proto::to_string(static_cast<proto::error_code>(c)))}}));
   }
+}
+
+prometheus::Counter& metrics::oracle_event(std::string_view kind) {
+  return oracle_events_->Add({{"kind", std::string(kind)}});
+}
+
+prometheus::Gauge& metrics::oracle_price(const std::string& protocol, const std::string& asset) {
+  return oracle_price_->Add({{"protocol", protocol}, {"asset", asset}});
+}
+
+prometheus::Gauge& metrics::oracle_divergence(const std::string& protocol,
+                                              const std::string& asset) {
+  return oracle_divergence_->Add({{"protocol", protocol}, {"asset", asset}});
 }
 
 std::string metrics::serialize() const {

@@ -16,6 +16,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/bands.hpp"
@@ -48,6 +49,8 @@ class metrics {
   prometheus::Counter& events_published;
   prometheus::Gauge& book_positions;
   prometheus::Gauge& last_seq;
+  prometheus::Counter& pending_events;     // pending_liquidation events (entered or cleared)
+  prometheus::Counter& insolvency_events;  // insolvency events (entered or cleared)
 
   // Per protocol (by id) and band.
   std::vector<std::array<prometheus::Gauge*, band_count>> positions;
@@ -55,12 +58,19 @@ class metrics {
   std::vector<prometheus::Gauge*> liquidatable_debt_usd;
   std::vector<prometheus::Gauge*> projected_bad_debt_usd;
   std::vector<prometheus::Gauge*> projected_liquidated;
+  std::vector<prometheus::Gauge*> pending_positions;
+  std::vector<prometheus::Gauge*> pending_debt_usd;
+  std::vector<prometheus::Gauge*> pending_seize_usd;
+  std::vector<prometheus::Gauge*> insolvent_positions;
+  std::vector<prometheus::Gauge*> insolvent_debt_usd;
+  std::vector<prometheus::Gauge*> insolvent_shortfall_usd;
   // Per asset (by id).
   std::vector<prometheus::Gauge*> price_usd;
   std::vector<prometheus::Gauge*> volatility_annual;
   std::vector<prometheus::Gauge*> critical_shock;
   std::vector<prometheus::Gauge*> critical_probability;
   std::vector<prometheus::Gauge*> projected_price_drop;
+  std::vector<prometheus::Gauge*> queued_units;  // Q_a: units queued to be seized
 
   // Edge.
   prometheus::Gauge& ws_connections;
@@ -77,8 +87,20 @@ class metrics {
     return *errors_[static_cast<std::size_t>(c)];
   }
 
+  // Oracle events by kind (engine/oracle.hpp), and per (protocol, asset) feed the
+  // oracle price and its divergence from the market (|oracle / market - 1|); created on
+  // first use. Engine thread.
+  [[nodiscard]] prometheus::Counter& oracle_event(std::string_view kind);
+  [[nodiscard]] prometheus::Gauge& oracle_price(const std::string& protocol,
+                                                const std::string& asset);
+  [[nodiscard]] prometheus::Gauge& oracle_divergence(const std::string& protocol,
+                                                     const std::string& asset);
+
  private:
   metrics(const market& m, std::shared_ptr<prometheus::Registry> r);
+  prometheus::Family<prometheus::Counter>* oracle_events_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* oracle_price_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* oracle_divergence_ = nullptr;
   std::shared_ptr<prometheus::Registry> registry_;
   std::vector<prometheus::Counter*> errors_;
 };

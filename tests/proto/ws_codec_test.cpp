@@ -99,7 +99,7 @@ TEST_CASE("subscribe without channels or filter takes the defaults", "[ws_codec]
 
 TEST_CASE("unsubscribe removes the listed channels, or all", "[ws_codec]") {
   CHECK(body_as<proto::unsubscribe_msg>(decode(R"({"op":"unsubscribe","id":2})")).channels ==
-        (proto::ch_alerts | proto::ch_cascades | proto::ch_prices));
+        proto::all_channels);
   CHECK(body_as<proto::unsubscribe_msg>(
             decode(R"({"op":"unsubscribe","channels":["prices","prices"]})"))
             .channels == proto::ch_prices);
@@ -281,9 +281,9 @@ TEST_CASE("structural refusals get bad_request naming the field", "[ws_codec]") 
   CHECK(refused(R"({"op":"resume","from_seq":1.5})", error_code::bad_request) ==
         "from_seq: must be an integer in [0, 18446744073709551615], got '1.5'");
   CHECK(refused(R"({"op":"subscribe","channels":[]})", error_code::bad_request) ==
-        "channels: empty: name at least one of alerts, cascades, prices");
+        "channels: empty: name at least one of alerts, cascades, prices, pending, insolvency, oracle");
   CHECK(refused(R"({"op":"subscribe","channels":["alerts","trades"]})", error_code::bad_request) ==
-        "channels[1]: unknown channel 'trades' (expected alerts, cascades or prices)");
+        "channels[1]: unknown channel 'trades' (expected alerts, cascades, prices, pending, insolvency or oracle)");
   CHECK(refused(R"({"op":"subscribe","channels":"alerts"})", error_code::bad_request) ==
         "channels: expected an array, got a string");
   CHECK(

@@ -161,7 +161,8 @@ class Rest(ServerCase):
         self.assertEqual(ids, expect(1.1), f"GET /v1/positions: {page}")
         self.assertIsNone(page.get("next_cursor", "missing"))
         for r in page["positions"]:
-            self.assertEqual(set(r), {"id", "protocol", "owner", "hf", "band"}, f"{r}")
+            self.assertEqual(set(r), {"id", "protocol", "owner", "hf", "band", "hf_market", "hf_real",
+                                      "collateral_real_usd", "pending_liquidation", "insolvent"}, f"{r}")
             self.assertTrue(rel_close(r["hf"], h1[r["id"]]), f"{r}")
             self.assertEqual(r["protocol"], proto_of[r["id"]])
             self.assertEqual(r["band"], expected_band(h0[r["id"]], h1[r["id"]], cfg))
