@@ -695,6 +695,61 @@ void write_hidden_fields(json_writer& w, const book& b) {
   w.end_object();
 }
 
+std::string encode_oracles(const book& b, const oracle_set& o, std::uint64_t seq) {
+  const market& m = b.get_market();
+  json_writer w;
+  w.begin_object().field("seq", seq).field("now", o.now());
+  w.key("assets").begin_array();
+  for (std::size_t a = 0; a < m.asset_count(); ++a) {
+    const auto id = asset_id::from_index(a);
+    w.begin_object().field("symbol", m.asset(id).symbol).field("market_price", b.prices()[a]);
+    w.key("sources").begin_array();
+    for (const source_state& s : o.sources(id)) {
+      w.begin_object()
+          .field("name", s.name)
+          .field("price", s.price)
+          .field("ts", s.t)
+          .field("valid", s.valid);
+      w.key("reason");
+      if (s.valid) {
+        w.null();
+      } else {
+        w.value(s.reason);
+      }
+      w.end_object();
+    }
+    w.end_array().end_object();
+  }
+  w.end_array();
+  w.key("feeds").begin_array();
+  for (const feed_state& f : o.feeds()) {
+    const double market_price = b.prices()[f.asset.index()];
+    w.begin_object()
+        .field("protocol", m.get_protocol(f.protocol).name)
+        .field("asset", m.asset(f.asset).symbol)
+        .field("price", f.visible)
+        .field("aggregate", f.aggregate)
+        .field("market_price", market_price)
+        .field("divergence", f.visible / market_price - 1.0)
+        .field("last_publish_ts", f.last_publish_t)
+        .field("stale", f.stale)
+        .field("valid_sources", static_cast<std::uint64_t>(f.valid_sources))
+        .end_object();
+  }
+  w.end_array();
+  const oracle_stats& st = o.stats();
+  w.key("stats")
+      .begin_object()
+      .field("updates", st.updates)
+      .field("out_of_order", st.out_of_order)
+      .field("publications", st.publications)
+      .field("heartbeats", st.heartbeats)
+      .field("invalid_sources", st.invalid_now)
+      .end_object();
+  w.end_object();
+  return w.take();
+}
+
 std::string encode_hidden(const book& b, std::uint64_t seq) {
   json_writer w;
   w.begin_object().field("seq", seq).key("hidden");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/book.hpp"
+#include "engine/oracle.hpp"
 #include "engine/cascade.hpp"
 #include "engine/curves.hpp"
 #include "engine/market.hpp"
@@ -90,6 +91,10 @@ struct at_risk_query {
 // GET /v1/hidden: pending liquidations and hidden insolvency per protocol and in total,
 // and the units queued to be seized per asset (book.hpp, realizable value).
 [[nodiscard]] std::string encode_hidden(const book& b, std::uint64_t seq);
+// GET /v1/oracles: every asset's sources (price, ts, valid or why not) and market price,
+// every protocol feed (the price it shows, its aggregate, divergence from the market,
+// last publication, staleness), and the oracles' counters.
+[[nodiscard]] std::string encode_oracles(const book& b, const oracle_set& o, std::uint64_t seq);
 class json_writer;
 void write_hidden_fields(json_writer& w, const book& b);
 // GET /v1/cascade: the cascade fields plus "seq" and "stale": false.

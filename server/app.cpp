@@ -237,6 +237,14 @@ void app::impl::route(http_request& req, const http_reply& reply) {
            reply);
     return;
   }
+  if (path == "/v1/oracles") {
+    if (!method_is({"GET"}) || !need(role::read)) return;
+    submit({now_ns(), query_cmd{[reply](const engine_view& v) {
+              reply(json(200, proto::encode_oracles(v.b, v.oracles, v.seq)));
+            }}},
+           reply);
+    return;
+  }
   if (path == "/v1/hidden") {
     if (!method_is({"GET"}) || !need(role::read)) return;
     submit({now_ns(), query_cmd{[reply](const engine_view& v) {
