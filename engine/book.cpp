@@ -68,6 +68,16 @@ book::book(const market& m, book_options options)
   hidden_.assign(np, {});
   liq_.resize(n);
   liq_ratio_.assign(n, 0);
+  real_anchor_.assign(n, 0);
+  lt_.assign(n * np, 0.0);
+  bonus_.assign(n * np, 0.0);
+  for (std::size_t p = 0; p < np; ++p) {
+    const protocol& pr = m.get_protocol(protocol_id::from_index(p));
+    for (std::size_t a = 0; a < n; ++a) {
+      lt_[p * n + a] = pr.threshold(asset_id::from_index(a));
+      bonus_[p * n + a] = pr.bonus(asset_id::from_index(a));
+    }
+  }
   for (std::size_t a = 0; a < n; ++a) {
     const auto id = asset_id::from_index(a);
     if (const auto base = m.base_of(id)) derived_.emplace_back(id, *base);
@@ -148,7 +158,7 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
   if (options_.realizable) {
     new_rows_.clear();
     for (row_t r = first_new; r < ids_.size(); ++r) new_rows_.push_back(r);
-    refresh_realizable({}, 0, nullptr, new_rows_, status);
+    refresh_realizable({}, {}, 0, nullptr, new_rows_, status);
   }
   return absl::OkStatus();
 }
@@ -172,7 +182,7 @@ absl::Status book::remove(std::span<const std::string> ids) {
     kill_row(r);
   }
   // A removed queued position leaves the queue: revalue who it was ahead of.
-  if (options_.realizable) refresh_realizable({}, 0, nullptr, {}, nullptr);
+  if (options_.realizable) refresh_realizable({}, {}, 0, nullptr, {}, nullptr);
   return absl::OkStatus();
 }
 
@@ -186,7 +196,9 @@ void book::reserve_rows(std::size_t rows, std::size_t legs) {
   grow(protocols_, rows);
   grow(bands_, rows);
   grow(cells_, rows);
-  grow(real_, rows);
+  grow(sums_, rows);
+  grow(flag_pos_, rows);
+  grow(judge_stamp_, rows);
   grow(status_, rows);
   grow(queue_pos_, rows);
   grow(touch_stamp_, rows);
@@ -208,7 +220,9 @@ void book::reserve_exposure(std::span<const std::uint32_t> additions) {
     const std::size_t cap = need + need / 4 + 4;
     const std::size_t begin = exposure_.size();
     exposure_.resize(begin + cap);
+    exposure_r_.resize(begin + cap);
     std::copy_n(exposure_.begin() + seg_begin_[a], seg_size_[a], exposure_.begin() + begin);
+    std::copy_n(exposure_r_.begin() + seg_begin_[a], seg_size_[a], exposure_r_.begin() + begin);
     exposure_holes_ += seg_cap_[a];
     seg_begin_[a] = static_cast<std::uint32_t>(begin);
     seg_cap_[a] = static_cast<std::uint32_t>(cap);
@@ -253,23 +267,25 @@ void book::append_row(const position_input& in, const protocol& p) {
     const std::size_t a = l.asset.index();
     const double wc = l.collateral > 0.0 ? l.collateral * p.threshold(l.asset) : 0.0;
     assert(seg_size_[a] < seg_cap_[a]);
+    exposure_r_[seg_begin_[a] + seg_size_[a]] = 0.0;
     exposure_[seg_begin_[a] + seg_size_[a]++] = {r, in.protocol.value, wc, l.debt};
   }
 
   cells_.push_back(compute_cell(r, oracle_prices(in.protocol)));
   bands_.push_back(static_cast<std::uint8_t>(band::healthy));
-  real_.emplace_back();
+  sums_.emplace_back();
   status_.push_back(0);
   queue_pos_.push_back(0);
+  flag_pos_.push_back(0);
   touch_stamp_.push_back(0);
+  judge_stamp_.push_back(0);
   ++band_counts_[in.protocol.index()][0];
   ++live_rows_;
 }
 
 void book::kill_row(row_t r) {
   assert(live(r));
-  if ((status_[r] & status_queued) != 0) leave_queue(r);
-  set_status(r, 0, {}, nullptr);
+  clear_status(r);
   --band_counts_[protocols_[r].index()][bands_[r]];
   bands_[r] = dead;
   cells_[r] = {};
@@ -358,6 +374,7 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
   for (const asset_id a : order_) tick_slot_[a.index()] = -1;
 
   moved_.clear();
+  moved_old_.clear();
   const std::size_t first_crossing = events.size();
   for (const asset_id id : order_) {
     const std::size_t a = id.index();
@@ -386,6 +403,7 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
     const double nm = new_market_[a];
     const bool market_moves = !std::isnan(nm) && nm != prices_[a];
     if (market_moves) {
+      moved_old_.push_back(prices_[a]);
       prices_[a] = nm;
       moved_.push_back(id);
     }
@@ -460,7 +478,7 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
     for (std::size_t p = 0; p < np; ++p) new_oracle_[p * n + a] = quiet_nan;
   }
   if (options_.realizable) {
-    refresh_realizable(moved_, first_crossing, &events, {}, status);
+    refresh_realizable(moved_, moved_old_, first_crossing, &events, {}, status);
   }
   return absl::OkStatus();
 }
@@ -634,7 +652,7 @@ void book::recompute_all(std::vector<crossing>* events) {
   if (options_.realizable) {
     new_rows_.clear();
     for (row_t r = 0; r < rows(); ++r) new_rows_.push_back(r);
-    refresh_realizable({}, 0, nullptr, new_rows_, nullptr);
+    refresh_realizable({}, {}, 0, nullptr, new_rows_, nullptr);
   }
 }
 
@@ -748,7 +766,7 @@ void book::compact() {
   std::vector<protocol_id> protocols;
   std::vector<std::uint8_t> bands;
   std::vector<health_cell> cells;
-  std::vector<realizable_cell> real;
+  std::vector<real_sums> sums;
   std::vector<std::uint8_t> status;
   std::vector<std::uint32_t> leg_off{0};
   std::vector<std::uint32_t> term_off{0};
@@ -771,7 +789,7 @@ void book::compact() {
     protocols.push_back(protocols_[r]);
     bands.push_back(bands_[r]);
     cells.push_back(cells_[r]);
-    real.push_back(real_[r]);
+    sums.push_back(sums_[r]);
     status.push_back(status_[r]);
     for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
       leg_asset.push_back(leg_asset_[k]);
@@ -813,10 +831,18 @@ void book::compact() {
   protocols_ = std::move(protocols);
   bands_ = std::move(bands);
   cells_ = std::move(cells);
-  real_ = std::move(real);
+  sums_ = std::move(sums);
   status_ = std::move(status);
   queue_pos_.assign(ids_.size(), 0);
+  flag_pos_.assign(ids_.size(), 0);
+  flagged_.clear();
+  for (row_t r = 0; r < ids_.size(); ++r) {
+    if ((status_[r] & (status_pending | status_insolvent)) == 0) continue;
+    flag_pos_[r] = static_cast<std::uint32_t>(flagged_.size());
+    flagged_.push_back(r);
+  }
   touch_stamp_.assign(ids_.size(), 0);
+  judge_stamp_.assign(ids_.size(), 0);
   stamp_ = 0;
   queue_.clear();
   for (row_t r = 0; r < ids_.size(); ++r) {
@@ -838,6 +864,16 @@ void book::compact() {
   seg_cap_ = std::move(seg_cap);
   exposure_holes_ = 0;
   dead_exposure_ = 0;
+  if (options_.realizable) {
+    // Entries moved: their realizable values are rebuilt with every row's (rare).
+    exposure_r_.assign(exposure_.size(), 0.0);
+    for (row_t r = 0; r < ids_.size(); ++r) sums_[r] = {};
+    new_rows_.clear();
+    for (row_t r = 0; r < ids_.size(); ++r) new_rows_.push_back(r);
+    refresh_realizable({}, {}, 0, nullptr, new_rows_, nullptr);
+  } else {
+    exposure_r_.assign(exposure_.size(), 0.0);
+  }
 }
 
 }  // namespace cascade
@@ -845,6 +881,17 @@ void book::compact() {
 namespace cascade {
 
 // --- realizable value (book.hpp, realizable_cell) ------------------------------------
+//
+// Per row the book keeps six running sums at market prices: sum c m lt, sum c m,
+// sum c m bonus, sum d m, sum lt R, sum R (R: a leg's realizable USD), and per exposure
+// entry the R it last added. A market move of asset a walks a's segment once: each
+// holder's sums move by the entry's amounts x the price delta, and by lt x (R' - R) with
+// R' = the leg's proceeds behind the queue at the new state (one proceeds() call), like
+// the HF walk. Queued positions (few: liquidatable or pending) are valued exactly from
+// their legs instead, since their own seizure is left out of the queue ahead of them.
+// When the queue's units Q_a change, a's collateral holders are walked again with a
+// price delta of 0 (R only). Every `anchor_updates` walks of an asset recompute its
+// holders exactly, which bounds the drift of the sums as for the health cells.
 
 void book::rebuild_liquidity(std::size_t a) {
   const market& m = *market_;
@@ -861,36 +908,105 @@ void book::rebuild_liquidity(std::size_t a) {
   liq_ratio_[a] = 0;
 }
 
-void book::market_eval(row_t r) {
-  const protocol& pr = market_->get_protocol(protocols_[r]);
-  double coll = 0.0;
-  double weighted = 0.0;
-  double bonus = 0.0;
-  double debt = 0.0;
-  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
-    const asset_id a = leg_asset_[k];
-    const double p = prices_[a.index()];
-    if (leg_coll_[k] > 0.0) {
-      const double v = leg_coll_[k] * p;
-      coll += v;
-      weighted += v * pr.threshold(a);
-      bonus += v * pr.bonus(a);
+void book::rebuild_liquidity_price(std::size_t a) {
+  // The asset's liquidity re-centres at its new market price, and so does the ratio
+  // liquidity of every asset derived from it.
+  const market& m = *market_;
+  const auto recentre = [&](std::size_t x) {
+    if (!liq_[x]) return;
+    if (liq_ratio_[x] != 0) {
+      liq_[x]->move_to(prices_[x] / prices_[m.base_of(asset_id::from_index(x))->index()]);
+    } else {
+      liq_[x]->move_to(prices_[x]);
     }
-    if (leg_debt_[k] > 0.0) debt += leg_debt_[k] * p;
+  };
+  recentre(a);
+  for (const auto& [d, base] : derived_) {
+    if (base.index() == a) recentre(d.index());
   }
-  realizable_cell& v = real_[r];
-  v.collateral_market_usd = coll;
-  v.debt_usd = debt;
-  v.hf_market = debt > 0.0 ? weighted / debt : std::numeric_limits<double>::infinity();
-  const bool queued =
-      debt > 0.0 && (static_cast<band>(bands_[r]) == band::liquidatable || v.hf_market < 1.0);
-  v.seize_usd = 0.0;
-  if (queued) {
+}
+
+double book::leg_value(std::size_t a, double ahead, double c) const {
+  if (!liq_[a]) return c * prices_[a];
+  const double got = liq_[a]->proceeds(ahead, c);
+  return liq_ratio_[a] != 0 ? got * prices_[market_->base_of(asset_id::from_index(a))->index()]
+                            : got;
+}
+
+realizable_cell book::realizable_at(row_t r) const {
+  const real_sums& s = sums_[r];
+  realizable_cell v;
+  v.collateral_market_usd = s.coll;
+  v.collateral_real_usd = s.real_coll;
+  v.debt_usd = s.debt;
+  if (s.debt > 0.0) {
+    v.hf_market = s.mkt_num / s.debt;
+    v.hf_real = s.real_num / s.debt;
+  }
+  if ((status_[r] & status_queued) != 0) {
     // Model v1 step b at market prices: what the liquidation will take.
+    const protocol& pr = market_->get_protocol(protocols_[r]);
     const double cf = v.hf_market >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
-    const double b = coll > 0.0 ? bonus / coll : 0.0;
-    v.seize_usd = std::min(coll, cf * debt * (1.0 + b));
+    const double b = s.coll > 0.0 ? s.bonus / s.coll : 0.0;
+    v.seize_usd = std::min(s.coll, cf * s.debt * (1.0 + b));
   }
+  return v;
+}
+
+std::size_t book::entry_of(std::size_t a, row_t r) const {
+  const exposure_entry* seg = exposure_.data() + seg_begin_[a];
+  const exposure_entry* end = seg + seg_size_[a];
+  const exposure_entry* it =
+      std::lower_bound(seg, end, r, [](const exposure_entry& e, row_t x) { return e.row < x; });
+  assert(it != end && it->row == r);
+  return static_cast<std::size_t>(it - exposure_.data());
+}
+
+void book::exact_value(row_t r, bool store) {
+  const std::size_t n = prices_.size();
+  const std::size_t p = protocols_[r].index();
+  real_sums s;
+  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+    const std::size_t a = leg_asset_[k].index();
+    const double m = prices_[a];
+    if (leg_coll_[k] > 0.0) {
+      const double v = leg_coll_[k] * m;
+      s.coll += v;
+      s.mkt_num += v * lt_[p * n + a];
+      s.bonus += v * bonus_[p * n + a];
+    }
+    if (leg_debt_[k] > 0.0) s.debt += leg_debt_[k] * m;
+  }
+  sums_[r] = s;
+  // Queue membership decides how the legs are valued.
+  const bool queued =
+      s.debt > 0.0 && (static_cast<band>(bands_[r]) == band::liquidatable || s.mkt_num < s.debt);
+  set_queued(r, queued);
+  const double own =
+      queued && s.coll > 0.0 ? realizable_at(r).seize_usd / s.coll : 0.0;  // seized fraction
+  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+    const std::size_t a = leg_asset_[k].index();
+    const double c = leg_coll_[k];
+    double got = 0.0;
+    if (c > 0.0) {
+      got = leg_value(a, std::max(0.0, queue_units_[a] - c * own), c);
+      sums_[r].real_coll += got;
+      sums_[r].real_num += got * lt_[p * n + a];
+    }
+    if (store && (c > 0.0 || leg_debt_[k] > 0.0)) {
+      // The entry of this leg: legs of one asset in one row are adjacent entries, in
+      // leg order.
+      std::size_t e = entry_of(a, r);
+      for (std::uint32_t j = leg_off_[r]; j < k; ++j) {
+        if (leg_asset_[j].index() == a && (leg_coll_[j] > 0.0 || leg_debt_[j] > 0.0)) ++e;
+      }
+      exposure_r_[e] = got;
+    }
+  }
+  ++stats_.revalued;
+}
+
+void book::set_queued(row_t r, bool queued) {
   const bool was = (status_[r] & status_queued) != 0;
   if (queued && !was) {
     queue_pos_[r] = static_cast<std::uint32_t>(queue_.size());
@@ -910,147 +1026,193 @@ void book::leave_queue(row_t r) {
   status_[r] &= static_cast<std::uint8_t>(~status_queued);
 }
 
-void book::revalue(row_t r, std::vector<status_change>* out) {
-  const protocol& pr = market_->get_protocol(protocols_[r]);
-  realizable_cell v = real_[r];
-  const double own = (status_[r] & status_queued) != 0 && v.collateral_market_usd > 0.0
-                         ? v.seize_usd / v.collateral_market_usd
-                         : 0.0;
-  double weighted = 0.0;
-  double total = 0.0;
-  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
-    const double c = leg_coll_[k];
-    if (!(c > 0.0)) continue;
-    const std::size_t a = leg_asset_[k].index();
-    double got = 0.0;
-    if (liq_[a]) {
-      const double ahead = std::max(0.0, queue_units_[a] - c * own);
-      got = liq_[a]->proceeds(ahead, c);
-      if (liq_ratio_[a] != 0) got *= prices_[market_->base_of(leg_asset_[k])->index()];
-    } else {
-      got = c * prices_[a];
-    }
-    total += got;
-    weighted += got * pr.threshold(leg_asset_[k]);
-  }
-  v.collateral_real_usd = total;
-  v.hf_real = v.debt_usd > 0.0 ? weighted / v.debt_usd : std::numeric_limits<double>::infinity();
+void book::judge_status(row_t r, std::vector<status_change>* out) {
+  const real_sums& s = sums_[r];
   const bool oracle_liquidatable = static_cast<band>(bands_[r]) == band::liquidatable;
   std::uint8_t status = status_[r] & status_queued;
-  if (v.debt_usd > 0.0 && !oracle_liquidatable) {
-    if (v.hf_market < 1.0) status |= status_pending;
-    if (total < v.debt_usd) status |= status_insolvent;
+  if (s.debt > 0.0 && !oracle_liquidatable) {
+    if (s.mkt_num < s.debt) status |= status_pending;
+    if (s.real_coll < s.debt) status |= status_insolvent;
   }
-  ++stats_.revalued;
-  set_status(r, status, v, out);
-}
-
-void book::set_status(row_t r, std::uint8_t status, const realizable_cell& v,
-                      std::vector<status_change>* out) {
   const std::uint8_t was = status_[r];
-  hidden_totals& h = hidden_[protocols_[r].index()];
-  const realizable_cell& old = real_[r];
-  if ((was & status_pending) != 0) {
-    --h.pending;
-    h.pending_debt_usd -= old.debt_usd;
-    h.pending_seize_usd -= old.seize_usd;
+  if (status == was) return;
+  // The batch reports each row's net change once, at its end (refresh_realizable).
+  if (judge_stamp_[r] != stamp_) {
+    judge_stamp_[r] = stamp_;
+    judged_.push_back({r, was});
   }
-  if ((was & status_insolvent) != 0) {
-    --h.insolvent;
-    h.insolvent_debt_usd -= old.debt_usd;
-    h.insolvent_shortfall_usd -= old.debt_usd - old.collateral_real_usd;
+  const bool flagged_before = (was & (status_pending | status_insolvent)) != 0;
+  const bool flagged_now = (status & (status_pending | status_insolvent)) != 0;
+  if (flagged_now && !flagged_before) {
+    flag_pos_[r] = static_cast<std::uint32_t>(flagged_.size());
+    flagged_.push_back(r);
+  } else if (!flagged_now && flagged_before) {
+    const std::uint32_t i = flag_pos_[r];
+    const row_t last = flagged_.back();
+    flagged_[i] = last;
+    flag_pos_[last] = i;
+    flagged_.pop_back();
   }
-  if ((status & status_pending) != 0) {
-    ++h.pending;
-    h.pending_debt_usd += v.debt_usd;
-    h.pending_seize_usd += v.seize_usd;
-  }
-  if ((status & status_insolvent) != 0) {
-    ++h.insolvent;
-    h.insolvent_debt_usd += v.debt_usd;
-    h.insolvent_shortfall_usd += v.debt_usd - v.collateral_real_usd;
-  }
-  // Sums of many deltas: re-anchor a protocol's totals to 0 when it empties.
-  if (h.pending == 0) h.pending_debt_usd = h.pending_seize_usd = 0.0;
-  if (h.insolvent == 0) h.insolvent_debt_usd = h.insolvent_shortfall_usd = 0.0;
-  real_[r] = v;
   status_[r] = status;
-  if (out == nullptr) return;
-  const double hf = health_at(r);
-  for (const auto& [bit, kind] : {std::pair{status_pending, status_kind::pending},
-                                 std::pair{status_insolvent, status_kind::insolvent}}) {
-    if (((was ^ status) & bit) != 0) {
-      out->push_back({r, protocols_[r], kind, (status & bit) != 0, hf, v});
-    }
-  }
+  (void)out;
 }
 
-void book::refresh_realizable(std::span<const asset_id> moved, std::size_t first_crossing,
-                              const std::vector<crossing>* crossings, std::span<const row_t> extra,
-                              std::vector<status_change>* out) {
-  const market& m = *market_;
-  for (const asset_id a : moved) {
-    rebuild_liquidity_price(a.index());
+void book::clear_status(row_t r) {
+  if ((status_[r] & status_queued) != 0) leave_queue(r);
+  if ((status_[r] & (status_pending | status_insolvent)) != 0) {
+    const std::uint32_t i = flag_pos_[r];
+    const row_t last = flagged_.back();
+    flagged_[i] = last;
+    flag_pos_[last] = i;
+    flagged_.pop_back();
   }
+  status_[r] = 0;
+  sums_[r] = {};
+}
+
+void book::walk_real(std::size_t a, double dp, std::vector<status_change>* out) {
+  const std::size_t n = prices_.size();
+  const exposure_entry* seg = exposure_.data() + seg_begin_[a];
+  double* rs = exposure_r_.data() + seg_begin_[a];
+  const std::size_t count = seg_size_[a];
+  const double q = queue_units_[a];
+  constexpr std::size_t ahead = 64;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i + ahead < count) {
+      const row_t next = seg[i + ahead].row;
+      __builtin_prefetch(&sums_[next], 1);
+      __builtin_prefetch(&status_[next], 0);
+    }
+    const row_t r = seg[i].row;
+    const std::uint8_t b = bands_[r];
+    if (b == dead) continue;
+    if ((status_[r] & status_queued) != 0) {
+      touch(r);  // valued exactly after the walks
+      continue;
+    }
+    const std::size_t slot = seg[i].protocol * n + a;
+    const double wc = seg[i].weighted_collateral;
+    real_sums& s = sums_[r];
+    if (wc > 0.0) {
+      const double lt = lt_[slot];
+      const double c = wc / lt;
+      const double got = leg_value(a, q, c);
+      const double d_r = got - rs[i];
+      rs[i] = got;
+      s.mkt_num += wc * dp;
+      s.coll += c * dp;
+      s.bonus += c * bonus_[slot] * dp;
+      s.real_num += lt * d_r;
+      s.real_coll += d_r;
+    }
+    s.debt += seg[i].debt * dp;
+    // Judge once per row: after its last entry in this segment.
+    if (i + 1 < count && seg[i + 1].row == r) continue;
+    const bool queued = s.debt > 0.0 && (static_cast<band>(b) == band::liquidatable ||
+                                         s.mkt_num < s.debt);
+    if (queued) {
+      set_queued(r, true);
+      touch(r);
+      continue;
+    }
+    judge_status(r, out);
+  }
+  ++stats_.real_walks;
+}
+
+void book::refresh_realizable(std::span<const asset_id> moved, std::span<const double> old_prices,
+                              std::size_t first_crossing, const std::vector<crossing>* crossings,
+                              std::span<const row_t> extra, std::vector<status_change>* out) {
   if (++stamp_ == 0) {
     std::fill(touch_stamp_.begin(), touch_stamp_.end(), 0u);
+    std::fill(judge_stamp_.begin(), judge_stamp_.end(), 0u);
     stamp_ = 1;
   }
   touched_.clear();
-  const auto touch = [&](row_t r) {
-    if (touch_stamp_[r] == stamp_ || bands_[r] == dead) return;
-    touch_stamp_[r] = stamp_;
-    touched_.push_back(r);
-  };
-  for (const asset_id a : moved) {
-    for (const exposure_entry& e : exposure(a)) touch(e.row);
+  judged_.clear();
+  // 1. Market moves: each moved asset's holders, by deltas (or exactly, at an anchor).
+  for (std::size_t i = 0; i < moved.size(); ++i) rebuild_liquidity_price(moved[i].index());
+  for (std::size_t i = 0; i < moved.size(); ++i) {
+    const std::size_t a = moved[i].index();
+    if (++real_anchor_[a] > options_.anchor_updates) {
+      real_anchor_[a] = 0;
+      for (const exposure_entry& e : exposure(moved[i])) touch(e.row);
+      continue;
+    }
+    walk_real(a, prices_[a] - old_prices[i], out);
   }
+  // 2. Band changes, new rows, queued rows met on the walks: exactly.
   if (crossings != nullptr) {
     for (std::size_t i = first_crossing; i < crossings->size(); ++i) touch((*crossings)[i].row);
   }
   for (const row_t r : extra) touch(r);
-  for (const row_t r : touched_) market_eval(r);
-
-  // Q_a over the queue (small: liquidatable and pending positions), then the collateral
-  // holders of every asset whose Q_a moved.
+  for (std::size_t i = 0; i < touched_.size(); ++i) {
+    const row_t r = touched_[i];
+    if (bands_[r] != dead) exact_value(r, true);
+  }
+  // 3. The queue's units per asset; where they moved, every holder sells behind a new
+  // queue: walk again with no price change (queued rows exactly).
   std::fill(queue_scratch_.begin(), queue_scratch_.end(), 0.0);
   for (const row_t r : queue_) {
-    const realizable_cell& v = real_[r];
-    if (!(v.collateral_market_usd > 0.0)) continue;
-    const double frac = v.seize_usd / v.collateral_market_usd;
+    const real_sums& s = sums_[r];
+    if (!(s.coll > 0.0)) continue;
+    const double frac = realizable_at(r).seize_usd / s.coll;
     for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
       if (leg_coll_[k] > 0.0) queue_scratch_[leg_asset_[k].index()] += leg_coll_[k] * frac;
     }
   }
-  const std::size_t first_wave = touched_.size();
+  bool queue_moved = false;
   for (std::size_t a = 0; a < queue_units_.size(); ++a) {
     if (queue_scratch_[a] == queue_units_[a]) continue;
     queue_units_[a] = queue_scratch_[a];
-    if (!liq_[a]) continue;  // no liquidity: the queue changes nobody's value
-    for (const exposure_entry& e : exposure(asset_id::from_index(a))) {
-      if (e.weighted_collateral > 0.0) touch(e.row);
+    queue_moved = true;
+    if (liq_[a]) walk_real(a, 0.0, out);
+  }
+  if (queue_moved) {
+    // Queued rows sell behind the rest of the queue: all of them again, exactly (their
+    // market values, hence membership and Q, do not change).
+    queue_copy_.assign(queue_.begin(), queue_.end());
+    for (const row_t r : queue_copy_) {
+      touch(r);
+      exact_value(r, true);
     }
   }
-  (void)first_wave;
-  (void)m;
-  for (const row_t r : touched_) revalue(r, out);
-}
-
-void book::rebuild_liquidity_price(std::size_t a) {
-  // The asset's liquidity re-centres at its new market price, and so does the ratio
-  // liquidity of every asset derived from it.
-  const market& m = *market_;
-  const auto recentre = [&](std::size_t x) {
-    if (!liq_[x]) return;
-    if (liq_ratio_[x] != 0) {
-      liq_[x]->move_to(prices_[x] / prices_[m.base_of(asset_id::from_index(x))->index()]);
-    } else {
-      liq_[x]->move_to(prices_[x]);
+  // 4. Statuses of every row valued exactly (the walks judged their own).
+  for (const row_t r : touched_) {
+    if (bands_[r] != dead) judge_status(r, out);
+  }
+  // 5. Each row's net change of status over the batch.
+  if (out != nullptr) {
+    for (const auto& [r, was] : judged_) {
+      if (bands_[r] == dead) continue;
+      const std::uint8_t now = status_[r];
+      if (((was ^ now) & (status_pending | status_insolvent)) == 0) continue;
+      const realizable_cell v = realizable_at(r);
+      const double hf = health_at(r);
+      for (const auto& [bit, kind] : {std::pair{status_pending, status_kind::pending},
+                                      std::pair{status_insolvent, status_kind::insolvent}}) {
+        if (((was ^ now) & bit) != 0) {
+          out->push_back({r, protocols_[r], kind, (now & bit) != 0, hf, v});
+        }
+      }
     }
-  };
-  recentre(a);
-  for (const auto& [d, base] : derived_) {
-    if (base.index() == a) recentre(d.index());
+  }
+  judged_.clear();
+  // 6. Per-protocol totals over the flagged rows (few), summed afresh: no drift.
+  for (hidden_totals& h : hidden_) h = {};
+  for (const row_t r : flagged_) {
+    hidden_totals& h = hidden_[protocols_[r].index()];
+    const realizable_cell v = realizable_at(r);
+    if ((status_[r] & status_pending) != 0) {
+      ++h.pending;
+      h.pending_debt_usd += v.debt_usd;
+      h.pending_seize_usd += v.seize_usd;
+    }
+    if ((status_[r] & status_insolvent) != 0) {
+      ++h.insolvent;
+      h.insolvent_debt_usd += v.debt_usd;
+      h.insolvent_shortfall_usd += v.debt_usd - v.collateral_real_usd;
+    }
   }
 }
 

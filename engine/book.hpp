@@ -218,7 +218,8 @@ struct tick_stats {
   std::uint64_t anchors = 0;  // walks that recomputed holders exactly
   std::uint64_t positions_touched = 0;
   std::uint64_t crossings = 0;
-  std::uint64_t revalued = 0;  // realizable revaluations from legs
+  std::uint64_t revalued = 0;    // realizable revaluations from legs (exact)
+  std::uint64_t real_walks = 0;  // realizable walks of an asset's holders (deltas)
 };
 
 class book {
@@ -304,7 +305,7 @@ class book {
 
   // Realizable value and status of row r (see realizable_cell); zeros when the option
   // is off.
-  [[nodiscard]] const realizable_cell& realizable_at(row_t r) const { return real_[r]; }
+  [[nodiscard]] realizable_cell realizable_at(row_t r) const;
   [[nodiscard]] bool pending_at(row_t r) const { return (status_[r] & status_pending) != 0; }
   [[nodiscard]] bool insolvent_at(row_t r) const { return (status_[r] & status_insolvent) != 0; }
   // Units of each asset queued to be seized (Q_a), per asset.
@@ -361,15 +362,23 @@ class book {
     return oracle_prices(protocols_[r]);
   }
   void update_split(std::size_t a);
-  // Realizable value: see realizable_cell.
-  void refresh_realizable(std::span<const asset_id> moved, std::size_t first_crossing,
-                          const std::vector<crossing>* crossings, std::span<const row_t> extra,
-                          std::vector<status_change>* out);
-  void market_eval(row_t r);
-  void revalue(row_t r, std::vector<status_change>* out);
-  void set_status(row_t r, std::uint8_t status, const realizable_cell& v,
-                  std::vector<status_change>* out);
+  // Realizable value: see realizable_cell and book.cpp.
+  void refresh_realizable(std::span<const asset_id> moved, std::span<const double> old_prices,
+                          std::size_t first_crossing, const std::vector<crossing>* crossings,
+                          std::span<const row_t> extra, std::vector<status_change>* out);
+  void walk_real(std::size_t a, double dp, std::vector<status_change>* out);
+  void exact_value(row_t r, bool store);
+  void judge_status(row_t r, std::vector<status_change>* out);
+  void clear_status(row_t r);
+  void set_queued(row_t r, bool queued);
   void leave_queue(row_t r);
+  [[nodiscard]] double leg_value(std::size_t a, double ahead, double c) const;
+  [[nodiscard]] std::size_t entry_of(std::size_t a, row_t r) const;
+  void touch(row_t r) {
+    if (touch_stamp_[r] == stamp_) return;
+    touch_stamp_[r] = stamp_;
+    touched_.push_back(r);
+  }
   void rebuild_liquidity(std::size_t a);
   void rebuild_liquidity_price(std::size_t a);
   static constexpr std::uint8_t status_queued = 1;
@@ -391,7 +400,25 @@ class book {
   std::size_t split_assets_ = 0;
 
   // Realizable value (per row, per asset, per protocol).
-  std::vector<realizable_cell> real_;
+  struct real_sums {
+    double mkt_num = 0.0;    // sum c x market price x threshold
+    double coll = 0.0;       // sum c x market price
+    double bonus = 0.0;      // sum c x market price x bonus
+    double debt = 0.0;       // sum d x market price
+    double real_num = 0.0;   // sum R x threshold
+    double real_coll = 0.0;  // sum R
+  };
+  std::vector<real_sums> sums_;
+  std::vector<double> exposure_r_;  // per exposure entry: the R it last added
+  std::vector<double> lt_;          // [protocol][asset] liquidation threshold
+  std::vector<double> bonus_;       // [protocol][asset] liquidation bonus
+  std::vector<std::uint32_t> real_anchor_;  // per asset: walks since exact
+  std::vector<row_t> flagged_;              // rows pending or insolvent
+  std::vector<row_t> queue_copy_;           // scratch
+  std::vector<std::uint32_t> judge_stamp_;  // per row: judged this batch
+  std::vector<std::pair<row_t, std::uint8_t>> judged_;  // row, status at batch start
+  std::vector<std::uint32_t> flag_pos_;
+  std::vector<double> moved_old_;           // old market prices of moved_
   std::vector<std::uint8_t> status_;
   std::vector<std::uint32_t> queue_pos_;  // index in queue_ when queued
   std::vector<row_t> queue_;

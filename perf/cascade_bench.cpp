@@ -56,7 +56,9 @@ struct fixture {
     }
     auto positions = generate_positions(mkt, {bench_positions(), 42});
     if (!positions.ok()) std::abort();
-    b = std::make_unique<book>(mkt, cfg->book);
+    book_options opt = cfg->book;
+    opt.realizable = false;  // P7 compares with one plain full HF recompute
+    b = std::make_unique<book>(mkt, opt);
     if (!b->upsert(*positions).ok()) std::abort();
     // The most held pooled asset, by collateral value.
     double best = 0.0;

@@ -422,14 +422,20 @@ absl::Status config_decoder::decode_bands(const toml::node& n, band_config& out)
 absl::Status config_decoder::decode_book(const toml::node& n, book_options& out) const {
   const toml::table* t = nullptr;
   if (auto s = as_table(n, "book", t); !s.ok()) return s;
-  constexpr std::array<std::string_view, 4> keys{"scan_fraction", "anchor_updates", "anchor_range",
-                                                 "max_legs"};
+  constexpr std::array<std::string_view, 5> keys{"scan_fraction", "anchor_updates", "anchor_range",
+                                                 "max_legs", "realizable"};
   if (auto s = check_keys(*t, "book", keys); !s.ok()) return s;
   // Each option is checked on its own (with default bands) so that a refusal points at
   // its key; the fields are independent.
   for (auto&& [k, v] : *t) {
     const std::string path = join("book", k.str());
     book_options one;
+    if (k.str() == "realizable") {
+      const auto* flag = v.as_boolean();
+      if (flag == nullptr) return fail(v, path, "expected true or false");
+      out.realizable = flag->get();
+      continue;
+    }
     if (k.str() == "scan_fraction" || k.str() == "anchor_range") {
       double x = 0.0;
       if (auto s = read_float(v, path, x); !s.ok()) return s;

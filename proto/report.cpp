@@ -106,12 +106,24 @@ std::string encode_health(const book& b) {
     w.begin_object();
     w.field("id", b.id_at(r));
     w.field("protocol", m.get_protocol(b.protocol_at(r)).name);
-    const double hf = b.health_at(r);
-    w.key("hf");
-    if (std::isinf(hf)) {
-      w.null();
-    } else {
-      w.value(hf);
+    const auto finite_or_null = [&w](std::string_view key, double x) {
+      w.key(key);
+      if (std::isinf(x)) {
+        w.null();
+      } else {
+        w.value(x);
+      }
+    };
+    finite_or_null("hf", b.health_at(r));
+    if (b.options().realizable) {
+      // Realizable value (book.hpp): the collateral sold now through the asset's pool,
+      // behind everyone queued to be liquidated in it.
+      const realizable_cell& v = b.realizable_at(r);
+      finite_or_null("hf_real", v.hf_real);
+      w.field("collateral_usd", v.collateral_market_usd)
+          .field("collateral_real_usd", v.collateral_real_usd)
+          .field("debt_usd", v.debt_usd)
+          .field("insolvent", b.insolvent_at(r));
     }
     w.end_object();
   }

@@ -22,8 +22,10 @@ namespace cascade::proto {
 // final_ratios (each derived asset's ratio to its base).
 [[nodiscard]] std::string encode_report(const cascade_report& r, const market& m);
 
-// {"positions":[{"id":..., "protocol":..., "hf":...}]} for every live position in book
-// order; hf is null for a position without debt.
+// {"positions":[{"id":..., "protocol":..., "hf":..., "hf_real":..., "collateral_usd":...,
+// "collateral_real_usd":..., "debt_usd":..., "insolvent":...}]} for every live position in
+// book order; hf and hf_real are null for a position without debt. The realizable fields
+// (book.hpp) are present when the book keeps them (the default).
 [[nodiscard]] std::string encode_health(const book& b);
 
 }  // namespace cascade::proto

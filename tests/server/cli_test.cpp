@@ -170,6 +170,12 @@ TEST_CASE("cli: health lists every position with null for no debt", "[cli]") {
   const auto first = doc["positions"].at(0);
   CHECK(std::string_view(first["id"]) == "p1");
   CHECK(double(first["hf"]) == Approx(10 * 3000 * 0.83 / 20000.0));
+  // Realizable value: 10 ETH sold into 50,000 ETH / 150M USD fetch 150e6 * 10 / 50010.
+  const double real = 150e6 * 10 / 50010.0;
+  CHECK(double(first["collateral_real_usd"]) == Approx(real).epsilon(1e-12));
+  CHECK(double(first["hf_real"]) == Approx(real * 0.83 / 20000.0).epsilon(1e-12));
+  CHECK(double(first["collateral_usd"]) == Approx(30000.0).epsilon(1e-15));
+  CHECK_FALSE(bool(first["insolvent"]));
 }
 
 TEST_CASE("cli: curves print both curves and the critical shock", "[cli]") {
