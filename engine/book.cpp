@@ -1081,7 +1081,9 @@ void book::walk_real(std::size_t a, double dp, std::vector<status_change>* out) 
     if (i + ahead < count) {
       const row_t next = seg[i + ahead].row;
       __builtin_prefetch(&sums_[next], 1);
+      __builtin_prefetch(reinterpret_cast<const char*>(&sums_[next]) + 40, 1);
       __builtin_prefetch(&status_[next], 0);
+      __builtin_prefetch(&bands_[next], 0);
     }
     const row_t r = seg[i].row;
     const std::uint8_t b = bands_[r];
