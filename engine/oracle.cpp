@@ -188,6 +188,8 @@ absl::Status oracle_set::update(asset_id a, std::string_view name, double price,
   const bool fresh = i == s.sources.size();
   if (fresh) {
     s.sources.push_back(source{std::string(name)});
+    const auto& only = config_.oracle_only;
+    s.sources.back().oracle_only = std::find(only.begin(), only.end(), name) != only.end();
     for (const std::uint32_t fi : s.feeds) {
       const std::vector<std::string>& listed = config_.feeds[fi].sources;
       if (listed.empty() || std::find(listed.begin(), listed.end(), name) != listed.end()) {
@@ -254,14 +256,14 @@ void oracle_set::evaluate(asset_id a, oracle_output& out) {
       next[i] = fault::stale;
     } else {
       next[i] = fault::none;
-      scratch[m++] = src.price;
+      if (!src.oracle_only) scratch[m++] = src.price;
     }
   }
   double judged_against = std::numeric_limits<double>::quiet_NaN();
   if (r.outlier > 0.0 && m >= 3) {
     judged_against = median(scratch.data(), m);
     for (std::size_t i = 0; i < n; ++i) {
-      if (next[i] == fault::none &&
+      if (next[i] == fault::none && !s.sources[i].oracle_only &&
           std::abs(s.sources[i].price / judged_against - 1.0) > r.outlier) {
         next[i] = fault::outlier;
       }
@@ -273,7 +275,7 @@ void oracle_set::evaluate(asset_id a, oracle_output& out) {
   for (std::size_t i = 0; i < n; ++i) {
     if (next[i] == fault::none) {
       valid |= std::uint64_t{1} << i;
-      scratch[m++] = s.sources[i].price;
+      if (!s.sources[i].oracle_only) scratch[m++] = s.sources[i].price;
     }
   }
   if (m > 0) {
@@ -296,10 +298,13 @@ void oracle_set::evaluate(asset_id a, oracle_output& out) {
     emit(out, is_valid ? oracle_event::source_valid : oracle_event::source_invalid, a, {}, src.name,
          why, src.price, next[i] == fault::outlier ? judged_against : s.market);
   }
-  if (m == 0 && !s.starved) {
+  // An asset quoted only by oracle-only sources has no market source to miss.
+  const bool any_market_source = std::any_of(s.sources.begin(), s.sources.end(),
+                                             [](const source& x) { return !x.oracle_only; });
+  if (m == 0 && !s.starved && any_market_source) {
     emit(out, oracle_event::no_valid_source, a, {}, {}, {}, s.market, s.market);
   }
-  s.starved = m == 0;
+  s.starved = m == 0 && any_market_source;
 
   for (const std::uint32_t fi : s.feeds) evaluate_feed(feeds_[fi], s, valid, scratch.data(), out);
 

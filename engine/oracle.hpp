@@ -105,6 +105,12 @@ struct oracle_config {
   source_rules rules;
   std::vector<feed_spec> feeds;
   double divergence = 0.02;  // report a feed whose price differs from market beyond this
+  // Sources that are oracles, not markets (e.g. "chainlink" replayed from its rounds):
+  // they feed the feeds that list them, are judged stale, non-positive or too volatile
+  // like any source, but never count in an asset's market median nor in the median
+  // outliers are judged against, and are never outliers themselves (an oracle that
+  // lags the market is what this module exists to show, not a faulty quote).
+  std::vector<std::string> oracle_only;
 
   // Everything that needs no market: numbers, repeated (protocol, asset) feeds.
   [[nodiscard]] absl::Status validate() const;
@@ -219,6 +225,7 @@ class oracle_set {
     double price = 0.0;
     double t = 0.0;
     bool jumped = false;  // the last update moved beyond max_move
+    bool oracle_only = false;  // listed in oracle_config::oracle_only
     fault state = fault::none;
   };
 

@@ -672,8 +672,8 @@ absl::Status config_decoder::decode_oracle(const toml::node& n, config& out) con
   const toml::table* t = nullptr;
   if (auto s = as_table(n, "oracle", t); !s.ok()) return s;
   if (auto s = check_keys(*t, "oracle",
-                          std::array<std::string_view, 5>{"max_age_s", "outlier", "max_move",
-                                                          "divergence", "feed"});
+                          std::array<std::string_view, 6>{"max_age_s", "outlier", "max_move",
+                                                          "divergence", "oracle_only", "feed"});
       !s.ok()) {
     return s;
   }
@@ -682,6 +682,21 @@ absl::Status config_decoder::decode_oracle(const toml::node& n, config& out) con
   for (auto&& [k, v] : *t) {
     if (k.str() == "feed") continue;
     const std::string path = join("oracle", k.str());
+    if (k.str() == "oracle_only") {
+      const toml::array* arr = v.as_array();
+      if (arr == nullptr) {
+        return fail(v, path, detail::cat("expected an array of strings, got ", type_name(v.type())));
+      }
+      for (std::size_t j = 0; j < arr->size(); ++j) {
+        std::string name;
+        if (auto s = read_string(*arr->get(j), detail::cat(path, "[", j, "]"), name); !s.ok()) {
+          return s;
+        }
+        if (name.empty()) return fail(*arr->get(j), detail::cat(path, "[", j, "]"), "is empty");
+        c.oracle_only.push_back(std::move(name));
+      }
+      continue;
+    }
     double x = 0.0;
     if (auto s = read_float(v, path, x); !s.ok()) return s;
     oracle_config one;

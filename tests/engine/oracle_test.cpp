@@ -638,3 +638,34 @@ TEST_CASE("bad oracle configs are refused naming the feed and the field", "[orac
   edge.feeds.back().deviation = 1e9;  // publishes on the heartbeat only
   CHECK(oracle_set::make(m, edge).ok());
 }
+
+TEST_CASE("oracle-only sources feed their feeds and stay out of the market", "[oracle]") {
+  const market m = oracle_market();
+  oracle_config c;
+  c.oracle_only = {"chainlink"};
+  feed_spec f = feed("aave", "ETH");
+  f.sources = {"chainlink"};
+  c.feeds.push_back(f);
+  auto o = oracle_set::make(m, c);
+  REQUIRE(o.ok());
+  const asset_id eth = aid(m, "ETH");
+  oracle_output out;
+  // Markets quote 90, 91 and 92; Chainlink still shows 100 (a lagging oracle 10% away).
+  must(o->update(eth, "chainlink", 100.0, 1.0, out));
+  for (const auto& [name, price] : {std::pair{"cex", 90.0}, {"dex", 91.0}, {"otc", 92.0}}) {
+    must(o->update(eth, name, price, 2.0, out));
+  }
+  // The market is the median of the three quotes alone (with chainlink it would be
+  // 91.5), and chainlink, 9.9% above it, is not an outlier (the others would be judged
+  // against 91 and chainlink left out at outlier 0.10 only beyond 100.1).
+  CHECK(o->market_price(eth) == 91.0);
+  CHECK(o->oracle_price(pid(m, "aave"), eth) == 100.0);
+  CHECK(o->oracle_price(pid(m, "maker"), eth) == 91.0);  // no feed: the market
+  for (const source_state& s : o->sources(eth)) CHECK(s.valid);
+  // Chainlink at 120 (31.9% away): still valid, the feed publishes it.
+  out.clear();
+  must(o->update(eth, "chainlink", 120.0, 3.0, out));
+  CHECK(count(out, oracle_event::source_invalid) == 0);
+  CHECK(o->market_price(eth) == 91.0);
+  CHECK(o->oracle_price(pid(m, "aave"), eth) == 120.0);
+}

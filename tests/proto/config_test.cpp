@@ -313,7 +313,7 @@ TEST_CASE("bad [oracle] values are refused naming the key and its line",
        "divergence = ", "oracle.divergence: expected a number, got a string"},
       {"\n[oracle]\nmax_age = 60\n", "max_age = 60",
        "oracle.max_age: unknown key 'max_age' (expected one of: max_age_s, outlier, max_move, "
-       "divergence, feed)"},
+       "divergence, oracle_only, feed)"},
       {"\n[oracle]\nfeed = 3\n", "feed = 3",
        "oracle.feed: expected an array of tables, got an integer"},
       {feed + "deviation = -0.01\n", "deviation = -0.01",
