@@ -134,6 +134,7 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
   reserve_exposure(additions);
   reserve_rows(batch.size(), legs);
   const auto first_new = static_cast<row_t>(ids_.size());
+  replaced_.clear();
   for (const position_input& in : batch) {
     band prev = band::healthy;
     double hf_before = quiet_nan;
@@ -143,6 +144,8 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
     if (!inserted) {
       prev = band_at(slot->second);
       hf_before = health_at(slot->second);
+      // The new row's statuses are reported against the replaced row's.
+      replaced_.push_back({r, status_[slot->second]});
       kill_row(slot->second);
       slot->second = r;
     }
@@ -158,12 +161,12 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
   if (options_.realizable) {
     new_rows_.clear();
     for (row_t r = first_new; r < ids_.size(); ++r) new_rows_.push_back(r);
-    refresh_realizable({}, {}, 0, nullptr, new_rows_, status);
+    refresh_realizable({}, {}, 0, nullptr, new_rows_, status, replaced_);
   }
   return absl::OkStatus();
 }
 
-absl::Status book::remove(std::span<const std::string> ids) {
+absl::Status book::remove(std::span<const std::string> ids, std::vector<status_change>* status) {
   absl::flat_hash_set<absl::string_view> seen;
   seen.reserve(ids.size());
   for (const std::string& id : ids) {
@@ -182,7 +185,7 @@ absl::Status book::remove(std::span<const std::string> ids) {
     kill_row(r);
   }
   // A removed queued position leaves the queue: revalue who it was ahead of.
-  if (options_.realizable) refresh_realizable({}, {}, 0, nullptr, {}, nullptr);
+  if (options_.realizable) refresh_realizable({}, {}, 0, nullptr, {}, status);
   return absl::OkStatus();
 }
 
@@ -1124,7 +1127,8 @@ void book::walk_real(std::size_t a, double dp, std::vector<status_change>* out) 
 
 void book::refresh_realizable(std::span<const asset_id> moved, std::span<const double> old_prices,
                               std::size_t first_crossing, const std::vector<crossing>* crossings,
-                              std::span<const row_t> extra, std::vector<status_change>* out) {
+                              std::span<const row_t> extra, std::vector<status_change>* out,
+                              std::span<const std::pair<row_t, std::uint8_t>> replaced) {
   if (++stamp_ == 0) {
     std::fill(touch_stamp_.begin(), touch_stamp_.end(), 0u);
     std::fill(judge_stamp_.begin(), judge_stamp_.end(), 0u);
@@ -1132,6 +1136,10 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::span<const d
   }
   touched_.clear();
   judged_.clear();
+  for (const auto& [r, was] : replaced) {
+    judge_stamp_[r] = stamp_;
+    judged_.push_back({r, was});
+  }
   // 1. Market moves: each moved asset's holders, by deltas (or exactly, at an anchor).
   for (std::size_t i = 0; i < moved.size(); ++i) rebuild_liquidity_price(moved[i].index());
   for (std::size_t i = 0; i < moved.size(); ++i) {

@@ -241,7 +241,11 @@ class book {
 
   // Removes positions by external id. All-or-nothing: an unknown or repeated id refuses
   // the batch.
-  [[nodiscard]] absl::Status remove(std::span<const std::string> ids);
+  // With `realizable` on, appends to `status` the changes the removal causes to others
+  // (a queued position leaving the queue revalues who sold behind it); the removed
+  // positions themselves get none.
+  [[nodiscard]] absl::Status remove(std::span<const std::string> ids,
+                                    std::vector<status_change>* status = nullptr);
 
   // Applies a batch of price ticks. All-or-nothing validation: an unknown asset, a
   // price that is not finite and > 0, or an oracle tick without a known protocol
@@ -365,7 +369,8 @@ class book {
   // Realizable value: see realizable_cell and book.cpp.
   void refresh_realizable(std::span<const asset_id> moved, std::span<const double> old_prices,
                           std::size_t first_crossing, const std::vector<crossing>* crossings,
-                          std::span<const row_t> extra, std::vector<status_change>* out);
+                          std::span<const row_t> extra, std::vector<status_change>* out,
+                          std::span<const std::pair<row_t, std::uint8_t>> replaced = {});
   void walk_real(std::size_t a, double dp, std::vector<status_change>* out);
   void exact_value(row_t r, bool store);
   void judge_status(row_t r, std::vector<status_change>* out);
@@ -431,6 +436,7 @@ class book {
   std::uint32_t stamp_ = 0;
   std::vector<row_t> touched_;
   std::vector<row_t> new_rows_;
+  std::vector<std::pair<row_t, std::uint8_t>> replaced_;  // upsert: new row, old status
 
   // Per row.
   std::vector<std::string> ids_;

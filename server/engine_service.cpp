@@ -355,7 +355,6 @@ void engine_service::impl::apply_upsert(command& c) {
   auto& uc = std::get<upsert_cmd>(c.body);
   crossings.clear();
   statuses.clear();
-  const std::uint64_t seq_before = seq;
   absl::Status st = bk->upsert(uc.positions, &crossings, &statuses);
   apply_result r;
   if (!st.ok()) {
@@ -366,20 +365,22 @@ void engine_service::impl::apply_upsert(command& c) {
     dirty = true;
     dirty_ingest = c.ingest_ns;
     r.applied = uc.positions.size();
+    r.alerts = crossings.size();
   }
-  r.alerts = seq - seq_before;
   if (uc.done) answers.push_back({std::move(uc.done), r});
 }
 
 void engine_service::impl::apply_remove(command& c) {
   auto& rc = std::get<remove_cmd>(c.body);
-  absl::Status st = bk->remove(rc.ids);
+  statuses.clear();
+  absl::Status st = bk->remove(rc.ids, &statuses);
   apply_result r;
   if (!st.ok()) {
     r.error = refusal(
         absl::IsNotFound(st) ? proto::error_code::unknown_position : proto::error_code::bad_request,
         st);
   } else {
+    add_statuses(c.ingest_ns);
     if (bk->needs_compaction()) bk->compact();
     dirty = true;
     dirty_ingest = c.ingest_ns;
