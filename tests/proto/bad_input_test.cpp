@@ -368,7 +368,7 @@ const std::vector<bad_case>& bad_cases() {
         R"(ratio_pool base 20000 and quote 0 must be finite numbers > 0)"}},
       {loader::config,
        "config_oracle_unknown_key.toml",
-       {R"(:88: oracle.max_mov: unknown key 'max_mov' (expected one of: max_age_s, outlier, max_move, divergence, feed))"}},
+       {R"(:88: oracle.max_mov: unknown key 'max_mov' (expected one of: max_age_s, outlier, max_move, divergence, oracle_only, feed))"}},
       {loader::config,
        "config_book_realizable.toml",
        {R"(:17: book.realizable: expected true or false)"}},

@@ -178,6 +178,36 @@ std::string reencode(simdjson::dom::element doc) {
     p.source = std::string_view(doc["source"]);
     p.ts = number_or(doc["ts"], 0.0);
     e.body = std::move(p);
+  } else if (type == "pending_liquidation" || type == "insolvency") {
+    proto::status_event st;
+    st.position = std::string_view(doc["position"]);
+    if (!doc["owner"].is_null()) st.owner = std::string_view(doc["owner"]);
+    st.protocol = *m.find_protocol(std::string_view(doc["protocol"]));
+    st.kind = type == "insolvency" ? cascade::status_kind::insolvent : cascade::status_kind::pending;
+    st.entered = std::string_view(doc["state"]) == "entered";
+    const double inf = std::numeric_limits<double>::infinity();
+    st.hf = number_or(doc["hf"], inf);
+    st.value.hf_market = number_or(doc["hf_market"], inf);
+    st.value.hf_real = number_or(doc["hf_real"], inf);
+    st.value.collateral_market_usd = double(doc["collateral_usd"]);
+    st.value.collateral_real_usd = double(doc["collateral_real_usd"]);
+    st.value.debt_usd = double(doc["debt_usd"]);
+    if (type == "pending_liquidation") st.value.seize_usd = double(doc["seize_usd"]);
+    for (const auto x : simdjson::dom::array(doc["assets"])) {
+      st.assets.push_back(asset_named(std::string_view(x)));
+    }
+    e.body = std::move(st);
+  } else if (type == "oracle") {
+    proto::oracle_notice o;
+    o.kind = std::string_view(doc["kind"]);
+    o.asset = asset_named(std::string_view(doc["asset"]));
+    if (!doc["protocol"].is_null()) o.protocol = *m.find_protocol(std::string_view(doc["protocol"]));
+    if (!doc["source"].is_null()) o.source = std::string_view(doc["source"]);
+    o.reason = std::string_view(doc["reason"]);
+    o.price = double(doc["price"]);
+    o.reference = double(doc["reference"]);
+    o.ts = double(doc["ts"]);
+    e.body = std::move(o);
   } else {
     REQUIRE(type == "cascade");
     proto::cascade_event c;
@@ -246,8 +276,8 @@ TEST_CASE("every good WebSocket example decodes or re-encodes to itself", "[ws_c
     }
   }
   CHECK(clients >= 6);
-  CHECK(types ==
-        std::set<std::string>{"hello", "ack", "pong", "error", "gap", "alert", "cascade", "price"});
+  CHECK(types == std::set<std::string>{"hello", "ack", "pong", "error", "gap", "alert", "cascade",
+                                       "price", "pending_liquidation", "insolvency", "oracle"});
   CHECK(servers >= types.size());
 }
 
