@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "engine/book.hpp"
+#include "engine/cascade.hpp"
 #include "engine/ids.hpp"
 #include "engine/market.hpp"
 
@@ -51,7 +52,19 @@ struct scenario {
   // leaving the shocked price finite.
   std::vector<std::pair<asset_id, double>> shocks;
   std::uint32_t max_rounds = 100;  // in [1, max_rounds_limit]
+  // "model": the cascade extensions (engine/cascade.hpp cascade_model), by protocol id.
+  // Absent, or every value at its default: model v1. A caller runs the cascade with
+  // cascade_options{.max_rounds = max_rounds, .model = model}.
+  cascade_model model;
 };
+
+// The options the scenario asks the cascade to run with (max_rounds and model).
+[[nodiscard]] inline cascade_options cascade_options_of(const scenario& s) {
+  cascade_options o;
+  o.max_rounds = s.max_rounds;
+  o.model = s.model;
+  return o;
+}
 
 // Decodes one scenario document. `source_name` prefixes every error ("scenario.json",
 // "POST /v1/stress body").
