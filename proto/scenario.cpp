@@ -49,7 +49,7 @@ struct asset_in {
   std::size_t at = 0, at_symbol = 0, at_price = 0, at_pool = 0;
   std::size_t at_derived = 0, at_derived_base = 0, at_ratio_pool = 0;
   std::size_t at_venues = 0, at_withdrawal = 0;
-  bool has_withdrawal = false;
+  bool has_withdrawal = false, has_venues = false;
 };
 struct entry_at {
   std::size_t at = 0, at_threshold = 0, at_bonus = 0;
@@ -481,8 +481,9 @@ absl::Status decoder::decode_asset(od::value& v) {
   for (const std::size_t required : {symbol, price}) {
     if (!keys.seen(required)) return missing(a.at, keys.name(required));
   }
-  if (a.has_withdrawal && !a.spec.venues) {
-    return fail(a.at_withdrawal, "withdrawal applies to venues: give the asset \"venues\"");
+  if (a.has_withdrawal && !a.has_venues) {
+    return fail_path(a.at_withdrawal, detail::cat(render_path(), ".withdrawal"),
+                     "withdrawal applies to venues: give the asset \"venues\"");
   }
   assets_.push_back(std::move(a));
   return absl::OkStatus();
@@ -727,6 +728,7 @@ absl::Status decoder::decode_max_rounds(od::value& v) {
 absl::Status decoder::decode_venues(od::value& v, asset_in& a) {
   od::array arr;
   if (auto s = read_array(v, arr, a.at_venues); !s.ok()) return s;
+  a.has_venues = true;
   liquidity_spec& spec = a.spec.venues ? *a.spec.venues : a.spec.venues.emplace();
   return for_each_element(arr, [&](od::value& x) {
     return decode_venue(x, spec.venues.emplace_back());
