@@ -68,7 +68,8 @@ simdjson::dom::element field(simdjson::dom::element e, const char* k) {
 TEST_CASE("every example report is the same with the model absent, default, or via the CLI",
           "[cascade-ext]") {
   for (const char* name :
-       {"scenario_design.json", "scenario_multi_protocol.json", "scenario_steth_depeg.json"}) {
+       {"scenario_design.json", "scenario_multi_protocol.json", "scenario_steth_depeg.json",
+        "scenario_venues.json"}) {
     INFO(name);
     const std::string path = std::string(CASCADE_SOURCE_DIR) + "/proto/examples/" + name;
     const std::string text = read_text(path);
