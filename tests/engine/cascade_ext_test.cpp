@@ -77,7 +77,16 @@ TEST_CASE("oracle deviation: a 3% move does not liquidate, the fire sale past 5%
   CHECK(r.protocols[pid(m, "slow").index()].first_round == 2);
   CHECK(r.protocols[pid(m, "fast").index()].first_round == 1);
 
-  // Without the breaker of deviation (model v1), B goes in round 1 beside A.
+  // B alone: the market moved 3%, slow's oracle never publishes it, and with nobody
+  // under 1 at their oracle and no oracle left to move, the cascade ends at once.
+  book alone(m);
+  must(alone.upsert(std::vector<position_input>{loan(m, "B", "slow", 10.0, 15'600.0)}));
+  const cascade_report quiet = run(alone, -0.03, o);
+  CHECK(quiet.rounds.empty());
+  CHECK(quiet.positions_liquidated == 0);
+  CHECK(quiet.final_prices[0] == 1940.0);
+
+  // Without the deviation threshold (model v1), B goes in round 1 beside A.
   const cascade_report v1 = run(b, -0.03, {});
   CHECK_FALSE(v1.extended);
   CHECK(v1.rounds[0].liquidated == 2);
