@@ -18,6 +18,12 @@
 //    the legs, summing in leg order as the model says; the estimates above only decide
 //    who to evaluate, with a 1e-6 relative margin that covers their rounding.
 //
+// Runs with cascade_model options (oracle lag, latency, capacity, breakers) do not use
+// the filter: they evaluate every live position every round (plain rounds, cost
+// proportional to the book per round), since lagged oracles and waiting positions
+// break its "prices only fall, every failure is seen" premise. Venues and withdrawal
+// keep it: they change only how far a sale moves a price.
+//
 // A cascade_simulator keeps scratch space between runs (per-row stamps, buckets, the
 // overlay) so repeated projections do not reallocate. Not thread-safe: one simulator
 // per thread. run() allocates; it never throws on bad input (absl::Status).
