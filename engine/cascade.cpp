@@ -231,7 +231,7 @@ void cascade_simulator::release(const book& b, asset_id a, double drop,
 
 void cascade_simulator::liquidate(const book& b, row_t r, const evaluation& e,
                                   std::span<const double> p, std::uint32_t round, round_report& rr,
-                                  cascade_report& rep) {
+                                  cascade_report& rep, double fraction) {
   const market& m = b.get_market();
   std::vector<double>& sold = sold_;
   const protocol_id pid = b.protocol_at(r);
@@ -279,7 +279,12 @@ void cascade_simulator::liquidate(const book& b, row_t r, const evaluation& e,
   } else {
     repay = 0.0;
   }
-  const bool wiped = seize == c_value;
+  bool wiped = seize == c_value;
+  if (fraction < 1.0) {
+    repay *= fraction;
+    seize *= fraction;
+    wiped = false;
+  }
   if (c_value > 0.0) {
     const double ratio = seize / c_value;
     for (std::size_t k = 0; k < assets.size(); ++k) {
@@ -312,6 +317,28 @@ void cascade_simulator::liquidate(const book& b, row_t r, const evaluation& e,
   ++rr.liquidated;
 }
 
+double cascade_simulator::planned_repay(const book& b, row_t r, const evaluation& e,
+                                        std::span<const double> p) const {
+  const protocol& pr = b.get_market().get_protocol(b.protocol_at(r));
+  const auto assets = b.leg_assets(r);
+  const double* coll = b.leg_collateral(r).data();
+  if (in_overlay(r)) coll = overlay_coll_.data() + overlay_[rows_[r].overlay_slot].begin;
+  double c_value = 0.0;
+  double bonus_value = 0.0;
+  for (std::size_t k = 0; k < assets.size(); ++k) {
+    if (!(coll[k] > 0.0)) continue;
+    const double v = coll[k] * p[assets[k].index()];
+    c_value += v;
+    bonus_value += v * pr.bonus(assets[k]);
+  }
+  if (!(c_value > 0.0)) return 0.0;
+  const double hf = e.num / e.den;
+  const double cf = hf >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
+  const double repay = cf * e.den;
+  const double bonus = bonus_value / c_value;
+  return repay * (1.0 + bonus) > c_value ? c_value / (1.0 + bonus) : repay;
+}
+
 absl::StatusOr<cascade_report> cascade_simulator::run(const book& b, std::span<const shock> shocks,
                                                       const cascade_options& options) {
   const market& m = b.get_market();
@@ -330,6 +357,10 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b, std::span<c
       }
     }
     start = options.start_prices;
+  }
+  if (auto st = options.model.validate(m.protocol_count()); !st.ok()) return st;
+  if (options.model.extended() && options.model.has_breakers() && options.model.counterfactual) {
+    return run_with_counterfactual(b, shocks, options);
   }
   std::vector<double> shock_of(n_assets, 0.0);
   std::vector<bool> shocked(n_assets, false);
@@ -356,13 +387,9 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b, std::span<c
   rep.input_prices = start;
   // Derived assets price as ratio x base price; the ratio starts where the starting
   // prices put it, and a shock on the derived asset itself moves the ratio (a depeg).
-  struct ratio_state {
-    asset_id base;
-    double ratio = 0.0;
-    std::optional<pool> rpool;
-    bool sell_through = true;
-  };
-  std::vector<std::optional<ratio_state>> ratios(n_assets);
+  market_state st;
+  std::vector<std::optional<ratio_state>>& ratios = st.ratios;
+  ratios.resize(n_assets);
   rep.input_ratios.assign(n_assets, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t a = 0; a < n_assets; ++a) {
     const auto base = m.base_of(asset_id::from_index(a));
@@ -381,7 +408,9 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b, std::span<c
     rs.ratio *= 1.0 + shock_of[a];
     ratios[a] = rs;
   }
-  std::vector<double> p = start;
+  st.start = start;
+  st.p = start;
+  std::vector<double>& p = st.p;
   for (const shock& s : shocks) {
     if (!ratios[s.asset.index()]) p[s.asset.index()] = start[s.asset.index()] * (1.0 + s.fraction);
   }
@@ -395,9 +424,14 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b, std::span<c
 
   // Pools at the starting prices: moved at constant k wherever the price differs from
   // the one the pool was configured at, and for every shocked asset.
-  std::vector<std::optional<pool>> pools(n_assets);
+  // Venues are centred at the starting (shocked) prices.
+  st.liq.resize(n_assets);
   for (std::size_t a = 0; a < n_assets; ++a) {
     const asset_spec& spec = m.assets()[a];
+    if (spec.venues) {
+      st.liq[a] = liquidity::of_asset(spec, p[a]);
+      continue;
+    }
     if (!spec.liquidity) continue;
     pool pl = *spec.liquidity;
     if (shocked[a] || p[a] != spec.price) {
@@ -405,10 +439,18 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b, std::span<c
       pl.base = std::sqrt(k / p[a]);
       pl.quote = std::sqrt(k * p[a]);
     }
-    pools[a] = pl;
+    st.liq[a] = liquidity::from_pool(pl);
   }
+  st.routed.assign(n_assets, 0.0);
+  st.ratio_moved.assign(n_assets, false);
+  st.price_moved.assign(n_assets, false);
 
   rep.protocols.assign(m.protocol_count(), {});
+  if (options.model.extended()) {
+    run_plain(b, st, options, rep);
+    finish(st, rep);
+    return rep;
+  }
   std::vector<row_t>& active = active_;
   active.clear();
   // Round keys only grow, so "seen this run" is a key at or after this run's first.
@@ -521,9 +563,6 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b, std::span<c
 
   std::vector<double>& sold = sold_;
   sold.assign(n_assets, 0.0);
-  std::vector<double> routed(n_assets, 0.0);
-  std::vector<bool> ratio_moved(n_assets, false);
-  std::vector<bool> price_moved(n_assets, false);
   std::vector<row_t>& liquidated_last = liquidated_last_;
   liquidated_last.clear();
 
@@ -577,72 +616,345 @@ absl::StatusOr<cascade_report> cascade_simulator::run(const book& b, std::span<c
     }
     if (rr.liquidated == 0) break;
 
-    // c, d. Sell into the pools; oracle prices follow the market. Derived assets sell
-    // into their ratio pools first and pass base units on to their bases.
-    if (m.has_derived()) {
-      std::fill(routed.begin(), routed.end(), 0.0);
-      std::fill(ratio_moved.begin(), ratio_moved.end(), false);
-      for (std::size_t a = 0; a < n_assets; ++a) {
-        if (!ratios[a] || !(sold[a] > 0.0)) continue;
-        ratio_state& rs = *ratios[a];
-        if (rs.rpool) {
-          pool& rp = *rs.rpool;
-          const double q = sold[a];
-          const double out = rp.quote * q / (rp.base + q);
-          rp.base += q;
-          rp.quote -= out;
-          rs.ratio = rp.quote / rp.base;
-          ratio_moved[a] = true;
-          if (rs.sell_through) routed[rs.base.index()] += out;
-        } else {
-          routed[rs.base.index()] += sold[a] * rs.ratio;
-        }
-      }
-    }
-    std::vector<bool>& moved_now = price_moved;
-    std::fill(moved_now.begin(), moved_now.end(), false);
-    for (std::size_t a = 0; a < n_assets; ++a) {
-      if (sold[a] > 0.0) rr.sold.emplace_back(asset_id::from_index(a), sold[a]);
-      if (ratios[a]) continue;
-      const double q = sold[a] + (m.has_derived() ? routed[a] : 0.0);
-      if (m.has_derived() && routed[a] > 0.0)
-        rr.routed.emplace_back(asset_id::from_index(a), routed[a]);
-      if (!(q > 0.0) || !pools[a]) continue;
-      pool& pl = *pools[a];
-      const double out = pl.quote * q / (pl.base + q);
-      pl.base += q;
-      pl.quote -= out;
-      p[a] = pl.quote / pl.base;
-      moved_now[a] = true;
-    }
-    for (std::size_t a = 0; a < n_assets; ++a) {
-      if (!ratios[a]) continue;
-      const std::size_t base = ratios[a]->base.index();
-      if (ratio_moved[a] || moved_now[base]) p[a] = ratios[a]->ratio * p[base];
-    }
-    rr.prices = p;
+    // c, d. Sell into the pools; oracle prices follow the market.
+    sell_step(m, st, rr);
     rep.total_repaid_usd += rr.repaid_usd;
     rep.total_seized_usd += rr.seized_usd;
     rep.rounds.push_back(std::move(rr));
   }
 
+  finish(st, rep);
+  rep.estimates = last_estimates_;
+  return rep;
+}
+
+void cascade_simulator::sell_step(const market& m, market_state& st, round_report& rr) {
+  const std::size_t n_assets = m.asset_count();
+  const std::vector<double>& sold = sold_;
+  std::vector<double>& p = st.p;
+  auto& ratios = st.ratios;
+  auto& liq = st.liq;
+  auto& routed = st.routed;
+  auto& ratio_moved = st.ratio_moved;
+  // Withdrawal follows the drawdown from the input price at the round's start.
+  for (std::size_t a = 0; a < n_assets; ++a) {
+    if (!liq[a] || !liq[a]->withdrawal().active()) continue;
+    liq[a]->withdraw_for_drawdown(1.0 - p[a] / st.start[a]);
+    rr.depth_scale.emplace_back(asset_id::from_index(a), liq[a]->depth_scale());
+  }
+  // Derived assets sell into their ratio pools first and pass base units on to their
+  // bases.
+  if (m.has_derived()) {
+    std::fill(routed.begin(), routed.end(), 0.0);
+    std::fill(ratio_moved.begin(), ratio_moved.end(), false);
+    for (std::size_t a = 0; a < n_assets; ++a) {
+      if (!ratios[a] || !(sold[a] > 0.0)) continue;
+      ratio_state& rs = *ratios[a];
+      if (rs.rpool) {
+        pool& rp = *rs.rpool;
+        const double q = sold[a];
+        const double out = rp.quote * q / (rp.base + q);
+        rp.base += q;
+        rp.quote -= out;
+        rs.ratio = rp.quote / rp.base;
+        ratio_moved[a] = true;
+        if (rs.sell_through) routed[rs.base.index()] += out;
+      } else {
+        routed[rs.base.index()] += sold[a] * rs.ratio;
+      }
+    }
+  }
+  std::vector<bool>& moved_now = st.price_moved;
+  std::fill(moved_now.begin(), moved_now.end(), false);
+  for (std::size_t a = 0; a < n_assets; ++a) {
+    if (sold[a] > 0.0) rr.sold.emplace_back(asset_id::from_index(a), sold[a]);
+    if (ratios[a]) continue;
+    const double q = sold[a] + (m.has_derived() ? routed[a] : 0.0);
+    if (m.has_derived() && routed[a] > 0.0)
+      rr.routed.emplace_back(asset_id::from_index(a), routed[a]);
+    if (!(q > 0.0) || !liq[a]) continue;
+    liq[a]->sell(q);
+    p[a] = liq[a]->price();
+    moved_now[a] = true;
+  }
+  for (std::size_t a = 0; a < n_assets; ++a) {
+    if (!ratios[a]) continue;
+    const std::size_t base = ratios[a]->base.index();
+    if (ratio_moved[a] || moved_now[base]) p[a] = ratios[a]->ratio * p[base];
+  }
+  rr.prices = p;
+}
+
+void cascade_simulator::finish(const market_state& st, cascade_report& rep) const {
+  const std::size_t n_assets = st.p.size();
+  const std::vector<double>& p = st.p;
   rep.final_prices = p;
-  rep.final_pools = std::move(pools);
+  rep.final_pools.assign(n_assets, std::nullopt);
+  rep.final_depth_scale.assign(n_assets, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t a = 0; a < n_assets; ++a) {
+    if (!st.liq[a]) continue;
+    if (st.liq[a]->is_v1_pool()) rep.final_pools[a] = st.liq[a]->v1_pool();
+    if (st.liq[a]->withdrawal().active()) rep.final_depth_scale[a] = st.liq[a]->depth_scale();
+  }
   rep.final_ratios.assign(n_assets, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t a = 0; a < n_assets; ++a) {
-    if (ratios[a]) rep.final_ratios[a] = ratios[a]->ratio;
+    if (st.ratios[a]) rep.final_ratios[a] = st.ratios[a]->ratio;
   }
-  for (const shock& s : shocks) {
+  for (const shock& s : rep.shocks) {
     const std::size_t a = s.asset.index();
     if (s.fraction == 0.0) {
       rep.amplification.emplace_back(std::nullopt);
     } else {
-      rep.amplification.emplace_back((p[a] / start[a] - 1.0) / s.fraction);
+      rep.amplification.emplace_back((p[a] / st.start[a] - 1.0) / s.fraction);
     }
   }
   for (auto& prep : rep.protocols) prep.contagion_only = prep.first_round > 1;
-  rep.estimates = last_estimates_;
+}
+
+run_summary cascade_report::summary() const {
+  run_summary out;
+  out.rounds = rounds.size();
+  out.total_repaid_usd = total_repaid_usd;
+  out.total_seized_usd = total_seized_usd;
+  out.positions_liquidated = positions_liquidated;
+  out.positions_insolvent = positions_insolvent;
+  for (const auto& p : protocols) out.bad_debt_usd.push_back(p.bad_debt_usd);
+  out.total_bad_debt_usd = bad_debt_usd();
+  out.final_prices = final_prices;
+  return out;
+}
+
+bool cascade_model::has_cap() const {
+  return std::any_of(max_liquidating_usd.begin(), max_liquidating_usd.end(),
+                     [](double c) { return c < std::numeric_limits<double>::infinity(); });
+}
+
+bool cascade_model::has_oracle_lag() const {
+  return std::any_of(oracles.begin(), oracles.end(), [](const oracle_lag& o) { return o.active(); });
+}
+
+absl::Status cascade_model::validate(std::size_t protocol_count) const {
+  const auto fail = [](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat("cascade model: ", parts...));
+  };
+  if (oracles.size() > protocol_count) return fail(oracles.size(), " oracles for ", protocol_count, " protocols");
+  for (const oracle_lag& o : oracles) {
+    if (!(o.deviation >= 0.0 && o.deviation < 1.0)) {
+      return fail("oracle deviation ", o.deviation, " is outside [0, 1)");
+    }
+  }
+  if (!(liquidator_capacity_usd > 0.0)) {
+    return fail("liquidator_capacity_usd ", liquidator_capacity_usd, " must be > 0");
+  }
+  if (!is_nonnegative_finite(round_seconds)) {
+    return fail("round_seconds ", round_seconds, " must be a finite number >= 0");
+  }
+  if (has_halt() && !(halt_drop > 0.0 && halt_drop < 1.0)) {
+    return fail("halt_drop ", halt_drop, " is outside (0, 1)");
+  }
+  if (halt_rounds == 0) return fail("halt_rounds must be >= 1");
+  if (max_liquidating_usd.size() > protocol_count) {
+    return fail(max_liquidating_usd.size(), " caps for ", protocol_count, " protocols");
+  }
+  for (const double c : max_liquidating_usd) {
+    if (!(c > 0.0)) return fail("max_liquidating_usd ", c, " must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<cascade_report> cascade_simulator::run_with_counterfactual(
+    const book& b, std::span<const shock> shocks, const cascade_options& options) {
+  cascade_options o = options;
+  o.model.counterfactual = false;
+  const cascade_model with = o.model;
+  breaker_report br;
+  o.model.halt_drop = std::numeric_limits<double>::infinity();
+  o.model.max_liquidating_usd.clear();
+  auto without = run(b, shocks, o);
+  if (!without.ok()) return without.status();
+  br.without = without->summary();
+  if (with.has_halt() && with.has_cap()) {
+    o.model.halt_drop = with.halt_drop;
+    auto halt = run(b, shocks, o);
+    if (!halt.ok()) return halt.status();
+    br.halt_only = halt->summary();
+    o.model.halt_drop = std::numeric_limits<double>::infinity();
+    o.model.max_liquidating_usd = with.max_liquidating_usd;
+    auto cap = run(b, shocks, o);
+    if (!cap.ok()) return cap.status();
+    br.cap_only = cap->summary();
+  }
+  o.model = with;
+  auto rep = run(b, shocks, o);
+  if (!rep.ok()) return rep.status();
+  rep->breakers = std::move(br);
+  rep->model.counterfactual = options.model.counterfactual;
   return rep;
+}
+
+void cascade_simulator::run_plain(const book& b, market_state& st, const cascade_options& o,
+                                  cascade_report& rep) {
+  const market& m = b.get_market();
+  const cascade_model& md = o.model;
+  const std::size_t n_assets = m.asset_count();
+  const std::size_t n_protocols = m.protocol_count();
+  rep.extended = true;
+  rep.model = md;
+  std::vector<double>& p = st.p;
+  std::vector<oracle_lag> lag(n_protocols);
+  std::copy(md.oracles.begin(), md.oracles.end(), lag.begin());
+  std::vector<double> cap(n_protocols, std::numeric_limits<double>::infinity());
+  std::copy(md.max_liquidating_usd.begin(), md.max_liquidating_usd.end(), cap.begin());
+  const bool limited = md.has_capacity() || md.has_cap();
+  // history[j]: market prices at the start of round j; history[0]: the input prices.
+  std::vector<std::vector<double>> history{st.start, p};
+  std::vector<std::vector<double>> oracle(n_protocols);
+  for (std::size_t k = 0; k < n_protocols; ++k) {
+    if (lag[k].active()) oracle[k] = st.start;
+  }
+  const auto feed = [&](std::size_t k, std::size_t round) -> const std::vector<double>& {
+    const std::size_t j = round > lag[k].lag_rounds ? round - lag[k].lag_rounds : 0;
+    return j < history.size() ? history[j] : p;
+  };
+  const auto publish = [&](const oracle_lag& ol, double& o_value, double shown) {
+    if (shown != o_value && std::abs(shown / o_value - 1.0) >= ol.deviation) {
+      o_value = shown;
+      return true;
+    }
+    return false;
+  };
+  // True when some oracle would still move if the market stayed at p.
+  const auto oracles_pending = [&](std::size_t round) {
+    for (std::size_t k = 0; k < n_protocols; ++k) {
+      if (!lag[k].active()) continue;
+      std::vector<double> o_copy = oracle[k];
+      for (std::size_t ahead = 1; ahead <= lag[k].lag_rounds + 1; ++ahead) {
+        const std::vector<double>& shown = feed(k, round + ahead);
+        for (std::size_t a = 0; a < n_assets; ++a) {
+          if (publish(lag[k], o_copy[a], shown[a])) return true;
+        }
+      }
+    }
+    return false;
+  };
+
+  std::vector<std::uint32_t> since(b.rows(), 0);
+  std::vector<std::uint32_t> last_under(b.rows(), 0);
+  struct candidate {
+    row_t row;
+    evaluation e;
+    double hf;
+    double repay;
+    double served = 0.0;  // fraction liquidated this round
+    bool eligible = false;
+  };
+  std::vector<candidate> under;
+  std::vector<std::size_t> order;
+  std::vector<double> room(n_protocols);
+  std::vector<double> waiting_usd(n_protocols);
+  std::vector<double>& sold = sold_;
+  sold.assign(n_assets, 0.0);
+  std::uint32_t halt_until = 0;
+
+  for (std::uint32_t round = 1; round <= o.max_rounds; ++round) {
+    round_report rr;
+    for (std::size_t k = 0; k < n_protocols; ++k) {
+      if (!lag[k].active()) continue;
+      const std::vector<double>& shown = feed(k, round);
+      for (std::size_t a = 0; a < n_assets; ++a) publish(lag[k], oracle[k][a], shown[a]);
+      rr.oracle_prices.emplace_back(protocol_id::from_index(k), oracle[k]);
+    }
+    const auto prices_of = [&](protocol_id pid) -> std::span<const double> {
+      return lag[pid.index()].active() ? std::span<const double>(oracle[pid.index()])
+                                       : std::span<const double>(p);
+    };
+    // 2. Who is under 1, and since when.
+    under.clear();
+    for (row_t r = 0; r < b.rows(); ++r) {
+      if (!b.live(r)) continue;
+      const std::span<const double> prices = prices_of(b.protocol_at(r));
+      const evaluation e = evaluate(b, r, prices);
+      ++rep.evaluations;
+      if (!e.has_debt || !(e.hf() < 1.0)) continue;
+      if (last_under[r] != round - 1 || since[r] == 0) since[r] = round;
+      last_under[r] = round;
+      under.push_back({r, e, e.hf(), planned_repay(b, r, e, prices)});
+    }
+    const bool halted = round <= halt_until;
+    rr.halted = halted;
+    order.clear();
+    for (std::size_t i = 0; i < under.size(); ++i) {
+      under[i].eligible = !halted && round - since[under[i].row] >= md.latency_rounds;
+      if (under[i].eligible) order.push_back(i);
+    }
+    // 3. Liquidate: whole in input order, or worst HF first within the limits.
+    std::fill(sold.begin(), sold.end(), 0.0);
+    if (limited) {
+      std::stable_sort(order.begin(), order.end(),
+                       [&](std::size_t x, std::size_t y) { return under[x].hf < under[y].hf; });
+      double capacity_left = md.liquidator_capacity_usd;
+      room = cap;
+      for (const std::size_t i : order) {
+        candidate& c = under[i];
+        const std::size_t k = b.protocol_at(c.row).index();
+        double f = 1.0;
+        if (c.repay > 0.0) {
+          f = std::min({1.0, capacity_left / c.repay, room[k] / c.repay});
+          if (!(f > 0.0)) continue;
+          if (f < 1.0) {
+            if (capacity_left / c.repay <= f) capacity_left = 0.0;
+            if (room[k] / c.repay <= f) room[k] = 0.0;
+          }
+          if (capacity_left > 0.0) capacity_left -= f * c.repay;
+          if (room[k] > 0.0) room[k] -= f * c.repay;
+        }
+        c.served = f;
+        liquidate(b, c.row, c.e, prices_of(b.protocol_at(c.row)), round, rr, rep, f);
+      }
+    } else {
+      for (const std::size_t i : order) {
+        candidate& c = under[i];
+        c.served = 1.0;
+        liquidate(b, c.row, c.e, prices_of(b.protocol_at(c.row)), round, rr, rep);
+      }
+    }
+    // 4. Stop when nothing happened and nothing can.
+    if (rr.liquidated == 0 && under.empty() && !oracles_pending(round)) break;
+    // Backlog: positions under 1 not served in full.
+    std::fill(waiting_usd.begin(), waiting_usd.end(), 0.0);
+    for (const candidate& c : under) {
+      if (c.served >= 1.0) continue;
+      const double usd = (1.0 - c.served) * c.repay;
+      ++rr.backlog.positions;
+      rr.backlog.usd += usd;
+      waiting_usd[b.protocol_at(c.row).index()] += usd;
+      if (!c.eligible && !halted) ++rr.backlog.delayed;
+    }
+    if (limited) {
+      double need = 0.0;
+      if (md.has_capacity()) need = std::ceil(rr.backlog.usd / md.liquidator_capacity_usd);
+      for (std::size_t k = 0; k < n_protocols; ++k) {
+        if (cap[k] < std::numeric_limits<double>::infinity()) {
+          need = std::max(need, std::ceil(waiting_usd[k] / cap[k]));
+        }
+      }
+      rr.backlog.clear_rounds = static_cast<std::uint64_t>(need);
+    }
+    // 5. Sales, and the breaker.
+    const std::vector<double> before = p;
+    sell_step(m, st, rr);
+    if (md.has_halt()) {
+      for (std::size_t a = 0; a < n_assets; ++a) {
+        if (1.0 - p[a] / before[a] > md.halt_drop) rr.halt_triggered = true;
+      }
+      if (rr.halt_triggered) halt_until = round + md.halt_rounds;
+    }
+    if (halted) ++rep.halted_rounds;
+    history.push_back(p);
+    rep.total_repaid_usd += rr.repaid_usd;
+    rep.total_seized_usd += rr.seized_usd;
+    rep.rounds.push_back(std::move(rr));
+  }
 }
 
 }  // namespace cascade

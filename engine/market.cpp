@@ -52,6 +52,19 @@ absl::StatusOr<asset_id> market::add_asset(asset_spec spec) {
           " differs from the asset's price ", spec.price, " by more than 1e-9 relative"));
     }
   }
+  if (spec.venues) {
+    if (spec.liquidity) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "asset '", spec.symbol, "': venues replace the pool: give one or the other"));
+    }
+    if (spec.derived) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "asset '", spec.symbol, "': a derived asset trades through its ratio pool: no venues"));
+    }
+    if (auto s = spec.venues->validate(spec.price); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("asset '", spec.symbol, "': ", s.message()));
+    }
+  }
   std::optional<asset_id> base;
   if (spec.derived) {
     const derivation& d = *spec.derived;

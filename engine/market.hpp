@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/ids.hpp"
+#include "engine/liquidity_spec.hpp"
 
 namespace cascade {
 
@@ -30,12 +31,6 @@ enum class protocol_kind : std::uint8_t { pooled, cdp, margin };
 
 [[nodiscard]] std::string_view to_string(protocol_kind k);
 [[nodiscard]] std::optional<protocol_kind> parse_protocol_kind(std::string_view s);
-
-// Constant-product pool of the asset against a USD quote: price = quote / base.
-struct pool {
-  double base = 0.0;
-  double quote = 0.0;
-};
 
 // A derived asset trades as a multiple of another (its base): stETH or wstETH of ETH,
 // wrapped BTC of BTC, a stablecoin of the collateral behind it. Its price is
@@ -55,6 +50,10 @@ struct asset_spec {
   double price = 0.0;             // reference (oracle) price in USD
   std::optional<pool> liquidity;  // no pool: sales move no price
   std::optional<derivation> derived;
+  // Venues (depth curves, several pools) and withdrawal under stress: when present they
+  // replace the v1 pool for sales (an asset may not have both; a derived asset trades
+  // through its ratio pool and may have neither).
+  std::optional<liquidity_spec> venues;
 };
 
 struct collateral_params {
@@ -97,14 +96,13 @@ struct protocol {
   }
 };
 
-// Relative tolerance within which a pool's quote/base must equal the asset's price.
-inline constexpr double pool_price_tolerance = 1e-9;
-
 class market {
  public:
   // Adds an asset; refuses an empty or duplicate symbol, a price that is not finite
   // and > 0, a pool with non-finite or non-positive reserves, or a pool whose
-  // quote/base differs from the price by more than pool_price_tolerance (relative).
+  // quote/base differs from the price by more than pool_price_tolerance (relative);
+  // venues that liquidity_spec::validate refuses, or venues beside a pool or on a
+  // derived asset.
   [[nodiscard]] absl::StatusOr<asset_id> add_asset(asset_spec spec);
 
   // Adds a protocol; refuses an empty or duplicate name, close_factor outside (0, 1],

@@ -19,7 +19,12 @@ namespace cascade::proto {
 // total_bad_debt_usd and protocols{name: {liquidated, repaid_usd, seized_usd,
 // bad_debt_usd, insolvent, first_round, contagion_only}}. Markets with derived assets
 // add per-round `routed` (base units sold on into the base's pool) and input_ratios /
-// final_ratios (each derived asset's ratio to its base).
+// final_ratios (each derived asset's ratio to its base). Assets whose liquidity
+// withdraws add per-round and final `depth_scale`; a run with cascade model options
+// adds per-round halted, halt_triggered, backlog and oracle_prices, and top-level model,
+// halted_rounds and (with a breaker) breakers: PROTOCOL.md "Stress scenario: liquidity
+// venues and cascade model options". Without them the document is model v1's, byte
+// for byte.
 [[nodiscard]] std::string encode_report(const cascade_report& r, const market& m);
 
 // {"positions":[{"id":..., "protocol":..., "hf":..., "hf_real":..., "collateral_usd":...,

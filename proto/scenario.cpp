@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -47,6 +48,8 @@ struct asset_in {
   asset_spec spec;
   std::size_t at = 0, at_symbol = 0, at_price = 0, at_pool = 0;
   std::size_t at_derived = 0, at_derived_base = 0, at_ratio_pool = 0;
+  std::size_t at_venues = 0, at_withdrawal = 0;
+  bool has_withdrawal = false, has_venues = false;
 };
 struct entry_at {
   std::size_t at = 0, at_threshold = 0, at_bonus = 0;
@@ -66,6 +69,18 @@ struct position_in {
   std::string_view id, protocol, owner;
   std::size_t legs_begin = 0, legs_end = 0;
   std::size_t at = 0, at_id = 0, at_protocol = 0;
+};
+// A per-protocol value of "model", resolved against the protocols in build().
+template <class T>
+struct by_protocol_in {
+  std::string_view protocol;
+  T value{};
+  std::size_t at = 0;
+};
+struct model_in {
+  cascade_model model;  // the scalar options; per-protocol ones below
+  std::vector<by_protocol_in<oracle_lag>> oracles;
+  std::vector<by_protocol_in<double>> caps;
 };
 struct shock_in {
   std::string_view symbol;
@@ -148,6 +163,15 @@ class decoder {
   absl::Status decode_leg(od::value& v);
   absl::Status decode_shocks(od::value& v);
   absl::Status decode_max_rounds(od::value& v);
+  absl::Status decode_venues(od::value& v, asset_in& a);
+  absl::Status decode_venue(od::value& v, venue_spec& out);
+  absl::Status decode_withdrawal(od::value& v, asset_in& a);
+  absl::Status decode_model(od::value& v);
+  absl::Status decode_oracle(od::value& v, oracle_lag& out);
+  // An integer in [lo, hi].
+  absl::Status read_count(od::value& v, std::uint64_t lo, std::uint64_t hi, std::uint32_t& out);
+  // A number > 0, or null for "no limit" (infinity).
+  absl::Status read_limit(od::value& v, double& out, std::size_t& at);
 
   std::string_view text_;
   std::string_view source_;
@@ -162,6 +186,7 @@ class decoder {
   std::vector<shock_in> shocks_;
   bool has_positions_ = false;
   std::uint32_t max_rounds_ = 100;
+  model_in model_;
 };
 
 std::string decoder::render_path() const {
@@ -378,8 +403,8 @@ absl::Status decoder::decode(od::document& doc) {
   od::object root;
   if (const auto e = doc.get_object().get(root)) return json_error(e);
 
-  enum : std::size_t { assets, protocols, positions, shocks, max_rounds, known };
-  key_set<known> keys({"assets", "protocols", "positions", "shocks", "max_rounds"});
+  enum : std::size_t { assets, protocols, positions, shocks, max_rounds, model, known };
+  key_set<known> keys({"assets", "protocols", "positions", "shocks", "max_rounds", "model"});
   auto status = for_each_field(root, [&](std::string_view k, od::value& v) -> absl::Status {
     const std::size_t i = keys.find(k);
     if (i == known) return check_value(v);
@@ -394,6 +419,8 @@ absl::Status decoder::decode(od::document& doc) {
         return decode_positions(v);
       case shocks:
         return decode_shocks(v);
+      case model:
+        return decode_model(v);
       default:
         return decode_max_rounds(v);
     }
@@ -423,8 +450,8 @@ absl::Status decoder::decode_asset(od::value& v) {
   asset_in a;
   od::object obj;
   if (auto s = read_object(v, obj, a.at); !s.ok()) return s;
-  enum : std::size_t { symbol, price, pool_key, derived, known };
-  key_set<known> keys({"symbol", "price", "pool", "derived"});
+  enum : std::size_t { symbol, price, pool_key, derived, venues, withdrawal, known };
+  key_set<known> keys({"symbol", "price", "pool", "derived", "venues", "withdrawal"});
   auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
     const std::size_t i = keys.find(k);
     if (i == known) return check_value(x);
@@ -442,6 +469,10 @@ absl::Status decoder::decode_asset(od::value& v) {
         a.at_pool = where(x);
         return decode_pool(x, a.spec.liquidity.emplace());
       }
+      case venues:
+        return decode_venues(x, a);
+      case withdrawal:
+        return decode_withdrawal(x, a);
       default:
         return decode_derived(x, a);
     }
@@ -449,6 +480,10 @@ absl::Status decoder::decode_asset(od::value& v) {
   if (!status.ok()) return status;
   for (const std::size_t required : {symbol, price}) {
     if (!keys.seen(required)) return missing(a.at, keys.name(required));
+  }
+  if (a.has_withdrawal && !a.has_venues) {
+    return fail_path(a.at_withdrawal, detail::cat(render_path(), ".withdrawal"),
+                     "withdrawal applies to venues: give the asset \"venues\"");
   }
   assets_.push_back(std::move(a));
   return absl::OkStatus();
@@ -690,6 +725,232 @@ absl::Status decoder::decode_max_rounds(od::value& v) {
   return absl::OkStatus();
 }
 
+absl::Status decoder::decode_venues(od::value& v, asset_in& a) {
+  od::array arr;
+  if (auto s = read_array(v, arr, a.at_venues); !s.ok()) return s;
+  a.has_venues = true;
+  liquidity_spec& spec = a.spec.venues ? *a.spec.venues : a.spec.venues.emplace();
+  return for_each_element(arr, [&](od::value& x) {
+    return decode_venue(x, spec.venues.emplace_back());
+  });
+}
+
+absl::Status decoder::decode_venue(od::value& v, venue_spec& out) {
+  od::object obj;
+  std::size_t at = 0;
+  if (auto s = read_object(v, obj, at); !s.ok()) return s;
+  enum : std::size_t { name, pool_key, depth, known };
+  key_set<known> keys({"name", "pool", "depth"});
+  auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    switch (i) {
+      case name: {
+        std::string_view s;
+        std::size_t ignored = 0;
+        if (auto st = read_string(x, s, ignored); !st.ok()) return st;
+        out.name = s;
+        return absl::OkStatus();
+      }
+      case pool_key:
+        return decode_pool(x, out.cp.emplace());
+      default: {
+        od::array arr;
+        std::size_t arr_at = 0;
+        if (auto st = read_array(x, arr, arr_at); !st.ok()) return st;
+        return for_each_element(arr, [&](od::value& y) -> absl::Status {
+          od::object point;
+          std::size_t point_at = 0;
+          if (auto st = read_object(y, point, point_at); !st.ok()) return st;
+          depth_point& pt = out.depth.emplace_back();
+          enum : std::size_t { drop, usd, known_point };
+          key_set<known_point> point_keys({"drop", "usd"});
+          auto st = for_each_field(point, [&](std::string_view pk, od::value& z) -> absl::Status {
+            const std::size_t j = point_keys.find(pk);
+            if (j == known_point) return check_value(z);
+            if (!point_keys.mark(j)) return repeated(where(z), pk);
+            std::size_t ignored = 0;
+            return read_number(z, j == drop ? pt.drop : pt.usd, ignored);
+          });
+          if (!st.ok()) return st;
+          for (const std::size_t required : {drop, usd}) {
+            if (!point_keys.seen(required)) return missing(point_at, point_keys.name(required));
+          }
+          return absl::OkStatus();
+        });
+      }
+    }
+  });
+  if (!status.ok()) return status;
+  if (!keys.seen(name)) return missing(at, keys.name(name));
+  if (keys.seen(pool_key) == keys.seen(depth)) {
+    return fail(at, "a venue is either a \"pool\" or a \"depth\" curve: give exactly one");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_withdrawal(od::value& v, asset_in& a) {
+  od::object obj;
+  if (auto s = read_object(v, obj, a.at_withdrawal); !s.ok()) return s;
+  a.has_withdrawal = true;
+  withdrawal_spec w;
+  enum : std::size_t { drawdown, volatility, floor_key, half_life, known };
+  key_set<known> keys(
+      {"drawdown_sensitivity", "volatility_sensitivity", "floor", "half_life_s"});
+  auto status = for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    std::size_t at = 0;
+    switch (i) {
+      case drawdown:
+        return read_amount(x, w.drawdown_sensitivity, at);
+      case volatility:
+        return read_amount(x, w.volatility_sensitivity, at);
+      case floor_key:
+        if (auto s = read_number(x, w.floor, at); !s.ok()) return s;
+        if (!(w.floor > 0.0 && w.floor <= 1.0)) {
+          return fail(at, detail::cat("floor ", w.floor, " is outside (0, 1]"));
+        }
+        return absl::OkStatus();
+      default:
+        if (auto s = read_number(x, w.half_life_s, at); !s.ok()) return s;
+        if (!(w.half_life_s > 0.0)) {
+          return fail(at, detail::cat("half_life_s ", w.half_life_s, " must be > 0"));
+        }
+        return absl::OkStatus();
+    }
+  });
+  if (!status.ok()) return status;
+  // The venues may come before or after this key.
+  (a.spec.venues ? *a.spec.venues : a.spec.venues.emplace()).withdrawal = w;
+  return absl::OkStatus();
+}
+
+absl::Status decoder::read_count(od::value& v, std::uint64_t lo, std::uint64_t hi,
+                                 std::uint32_t& out) {
+  std::size_t at = 0;
+  if (auto s = expect(v, od::json_type::number, at); !s.ok()) return s;
+  const std::string_view raw = trimmed_token(v);
+  std::uint64_t n = 0;
+  if (v.get_uint64().get(n) != simdjson::SUCCESS || n < lo || n > hi) {
+    return fail(at, detail::cat(detail::quoted(raw), " is not an integer in [", lo, ", ", hi, "]"));
+  }
+  out = static_cast<std::uint32_t>(n);
+  return absl::OkStatus();
+}
+
+absl::Status decoder::read_limit(od::value& v, double& out, std::size_t& at) {
+  at = where(v);
+  bool null = false;
+  if (v.is_null().get(null) == simdjson::SUCCESS && null) {
+    out = std::numeric_limits<double>::infinity();
+    return absl::OkStatus();
+  }
+  if (auto s = read_number(v, out, at); !s.ok()) return s;
+  if (!(out > 0.0)) {
+    return fail(at, detail::cat(out, " must be > 0 (or null: no limit)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status decoder::decode_oracle(od::value& v, oracle_lag& out) {
+  od::object obj;
+  std::size_t at = 0;
+  if (auto s = read_object(v, obj, at); !s.ok()) return s;
+  enum : std::size_t { deviation, lag_rounds, known };
+  key_set<known> keys({"deviation", "lag_rounds"});
+  return for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    if (i == lag_rounds) return read_count(x, 0, max_rounds_limit, out.lag_rounds);
+    std::size_t d_at = 0;
+    if (auto s = read_number(x, out.deviation, d_at); !s.ok()) return s;
+    if (!(out.deviation >= 0.0 && out.deviation < 1.0)) {
+      return fail(d_at, detail::cat("deviation ", out.deviation, " is outside [0, 1)"));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status decoder::decode_model(od::value& v) {
+  od::object obj;
+  std::size_t at = 0;
+  if (auto s = read_object(v, obj, at); !s.ok()) return s;
+  cascade_model& md = model_.model;
+  enum : std::size_t {
+    oracles,
+    latency_rounds,
+    capacity,
+    round_seconds,
+    halt_drop,
+    halt_rounds,
+    max_liquidating,
+    counterfactual,
+    known
+  };
+  key_set<known> keys({"oracles", "latency_rounds", "liquidator_capacity_usd", "round_seconds",
+                       "halt_drop", "halt_rounds", "max_liquidating_usd", "counterfactual"});
+  return for_each_field(obj, [&](std::string_view k, od::value& x) -> absl::Status {
+    const std::size_t i = keys.find(k);
+    if (i == known) return check_value(x);
+    if (!keys.mark(i)) return repeated(where(x), k);
+    std::size_t x_at = 0;
+    switch (i) {
+      case oracles: {
+        od::object per;
+        if (auto s = read_object(x, per, x_at); !s.ok()) return s;
+        return for_each_field(per, [&](std::string_view name, od::value& y) -> absl::Status {
+          by_protocol_in<oracle_lag> o{name, {}, where(y)};
+          if (auto s = decode_oracle(y, o.value); !s.ok()) return s;
+          for (const auto& other : model_.oracles) {
+            if (other.protocol == name) return repeated(o.at, name);
+          }
+          model_.oracles.push_back(o);
+          return absl::OkStatus();
+        });
+      }
+      case latency_rounds:
+        return read_count(x, 0, max_rounds_limit, md.latency_rounds);
+      case capacity:
+        return read_limit(x, md.liquidator_capacity_usd, x_at);
+      case round_seconds:
+        if (auto s = read_amount(x, md.round_seconds, x_at); !s.ok()) return s;
+        return absl::OkStatus();
+      case halt_drop: {
+        at = where(x);
+        bool null = false;
+        if (x.is_null().get(null) == simdjson::SUCCESS && null) return absl::OkStatus();
+        if (auto s = read_number(x, md.halt_drop, x_at); !s.ok()) return s;
+        if (!(md.halt_drop > 0.0 && md.halt_drop < 1.0)) {
+          return fail(x_at, detail::cat("halt_drop ", md.halt_drop,
+                                        " is outside (0, 1) (or null: no breaker)"));
+        }
+        return absl::OkStatus();
+      }
+      case halt_rounds:
+        return read_count(x, 1, max_rounds_limit, md.halt_rounds);
+      case max_liquidating: {
+        od::object per;
+        if (auto s = read_object(x, per, x_at); !s.ok()) return s;
+        return for_each_field(per, [&](std::string_view name, od::value& y) -> absl::Status {
+          by_protocol_in<double> c{name, 0.0, 0};
+          if (auto s = read_limit(y, c.value, c.at); !s.ok()) return s;
+          for (const auto& other : model_.caps) {
+            if (other.protocol == name) return repeated(c.at, name);
+          }
+          model_.caps.push_back(c);
+          return absl::OkStatus();
+        });
+      }
+      default:
+        return read_bool(x, md.counterfactual, x_at);
+    }
+  });
+}
+
 absl::Status decoder::check_derived_shocks(
     const market& m, const std::vector<std::pair<asset_id, double>>& shocks) const {
   std::vector<double> shock_of(m.asset_count(), 0.0);
@@ -732,6 +993,23 @@ absl::StatusOr<scenario> decoder::build() const {
 
   for (std::size_t i = 0; i < assets_.size(); ++i) {
     const asset_in& a = assets_[i];
+    if (a.spec.venues && is_positive_finite(a.spec.price) && !m.find_asset(a.spec.symbol)) {
+      const std::string path = detail::cat("assets[", i, "].venues");
+      if (a.spec.liquidity) {
+        return fail_path(a.at_venues, path, "venues replace the pool: give one or the other");
+      }
+      if (a.spec.derived) {
+        return fail_path(a.at_venues, path,
+                         "a derived asset trades through its ratio pool: no venues");
+      }
+      if (auto st = a.spec.venues->validate(a.spec.price); !st.ok()) {
+        const bool on_withdrawal =
+            std::string_view(st.message().data(), st.message().size()).starts_with("withdrawal");
+        return fail_path(on_withdrawal ? a.at_withdrawal : a.at_venues,
+                         on_withdrawal ? detail::cat("assets[", i, "]") : path,
+                         detail::text(st));
+      }
+    }
     if (auto r = m.add_asset(a.spec); !r.ok()) {
       const detail::spec_fault f = detail::locate_asset_fault(m, a.spec);
       std::size_t at = a.at;
@@ -798,6 +1076,29 @@ absl::StatusOr<scenario> decoder::build() const {
       }
       return fail_path(at, path, detail::text(r.status()));
     }
+  }
+
+  out.model = model_.model;
+  for (const auto& o : model_.oracles) {
+    const auto pid = m.find_protocol(o.protocol);
+    if (!pid) {
+      return fail_path(o.at, detail::cat("model.oracles.", detail::path_key(o.protocol)),
+                       detail::cat("unknown protocol ", detail::quoted(o.protocol)));
+    }
+    if (out.model.oracles.size() <= pid->index()) out.model.oracles.resize(pid->index() + 1);
+    out.model.oracles[pid->index()] = o.value;
+  }
+  for (const auto& c : model_.caps) {
+    const auto pid = m.find_protocol(c.protocol);
+    if (!pid) {
+      return fail_path(c.at, detail::cat("model.max_liquidating_usd.", detail::path_key(c.protocol)),
+                       detail::cat("unknown protocol ", detail::quoted(c.protocol)));
+    }
+    if (out.model.max_liquidating_usd.size() <= pid->index()) {
+      out.model.max_liquidating_usd.resize(pid->index() + 1,
+                                           std::numeric_limits<double>::infinity());
+    }
+    out.model.max_liquidating_usd[pid->index()] = c.value;
   }
 
   out.shocks.reserve(shocks_.size());

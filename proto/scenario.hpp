@@ -20,6 +20,21 @@
 // where ratio_pool's quote/base must equal price / base price (to 1e-9). A shock on a
 // derived asset moves its ratio to its base (a depeg).
 //
+// An asset may have liquidity venues instead of a pool, and a top-level "model" sets the
+// cascade's options (PROTOCOL.md "Stress scenario: liquidity venues and cascade model
+// options"):
+//   {"symbol": "ETH", "price": 2000.0,
+//    "venues": [{"name": "uni", "pool": {"base": 1000.0, "quote": 2000000.0}},
+//               {"name": "cex", "depth": [{"drop": 0.01, "usd": 1e6}]}],
+//    "withdrawal": {"drawdown_sensitivity": 2.0, "volatility_sensitivity": 0.0,
+//                   "floor": 0.1, "half_life_s": 3600}}
+//   "model": {"oracles": {PROTOCOL: {"deviation": 0.05, "lag_rounds": 1}},
+//             "latency_rounds": 0, "liquidator_capacity_usd": null, "round_seconds": 12,
+//             "halt_drop": null, "halt_rounds": 1, "max_liquidating_usd": {PROTOCOL: 1e6},
+//             "counterfactual": true}
+// null means "no limit". Protocol names must exist; withdrawal needs venues; venues
+// exclude pool and derived.
+//
 // Pure functions: any thread, no shared state. They allocate; they throw nothing but
 // std::bad_alloc.
 #pragma once
@@ -33,6 +48,7 @@
 #include <vector>
 
 #include "engine/book.hpp"
+#include "engine/cascade.hpp"
 #include "engine/ids.hpp"
 #include "engine/market.hpp"
 
@@ -51,7 +67,19 @@ struct scenario {
   // leaving the shocked price finite.
   std::vector<std::pair<asset_id, double>> shocks;
   std::uint32_t max_rounds = 100;  // in [1, max_rounds_limit]
+  // "model": the cascade extensions (engine/cascade.hpp cascade_model), by protocol id.
+  // Absent, or every value at its default: model v1. A caller runs the cascade with
+  // cascade_options{.max_rounds = max_rounds, .model = model}.
+  cascade_model model;
 };
+
+// The options the scenario asks the cascade to run with (max_rounds and model).
+[[nodiscard]] inline cascade_options cascade_options_of(const scenario& s) {
+  cascade_options o;
+  o.max_rounds = s.max_rounds;
+  o.model = s.model;
+  return o;
+}
 
 // Decodes one scenario document. `source_name` prefixes every error ("scenario.json",
 // "POST /v1/stress body").
