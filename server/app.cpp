@@ -440,7 +440,7 @@ void app::impl::post_stress(http_request& req, const http_reply& reply) {
                     return refuse(reply, error_code::bad_request,
                                   std::string(proto::detail::text(sc.status())));
                   }
-                  book b(sc->mkt);
+                  book b(sc->mkt, book_options{.realizable = false});  // the cascade reads legs
                   if (auto s = b.upsert(sc->positions); !s.ok()) {
                     return refuse(
                         reply, error_code::bad_request,
@@ -448,8 +448,7 @@ void app::impl::post_stress(http_request& req, const http_reply& reply) {
                   }
                   std::vector<shock> shocks;
                   for (const auto& [a, f] : sc->shocks) shocks.push_back({a, f});
-                  cascade_options o;
-                  o.max_rounds = sc->max_rounds;
+                  cascade_options o = proto::cascade_options_of(*sc);
                   cascade_simulator sim;
                   auto rep = sim.run(b, shocks, o);
                   if (!rep.ok()) {

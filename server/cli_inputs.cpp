@@ -52,6 +52,7 @@ absl::StatusOr<world> load_world(const cli_args& args) {
     w.has_positions = sc->has_positions;
     for (const auto& [a, f] : sc->shocks) w.shocks.push_back({a, f});
     w.max_rounds = sc->max_rounds;
+    w.model = sc->model;
     w.betas.assign(w.mkt->asset_count(), 1.0);
     w.source = path;
     w.positions_note = absl::StrCat(w.positions.size(), " positions from ", path);

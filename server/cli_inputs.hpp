@@ -26,6 +26,7 @@ struct world {
   bool has_positions = false;
   std::vector<shock> shocks;  // the document's shocks (scenario input only)
   std::uint32_t max_rounds = 100;
+  cascade_model model;        // the scenario's "model" (cascade extensions); v1 by default
   std::vector<double> betas;  // per asset, for one-factor shocks
   book_options options;
   std::string source;          // what was loaded, for people

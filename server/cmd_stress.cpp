@@ -31,6 +31,7 @@ int cmd_stress(command_args args, std::ostream& out, std::ostream& err) {
   if (!b.ok()) return fail(b.status());
   cascade_options o;
   o.max_rounds = static_cast<std::uint32_t>(*rounds);
+  o.model = w->model;
   cascade_simulator sim;
   auto rep = sim.run(**b, w->shocks, o);
   if (!rep.ok()) return fail(rep.status());

@@ -178,6 +178,25 @@ TEST_CASE("cli: health lists every position with null for no debt", "[cli]") {
   CHECK_FALSE(bool(first["insolvent"]));
 }
 
+TEST_CASE("cli: stress runs the scenario's cascade model options", "[cli]") {
+  // The design scenario with a circuit breaker: the report carries both runs.
+  std::string doc = read_file(examples + "scenario_design.json");
+  const auto brace = doc.rfind('}');
+  REQUIRE(brace != std::string::npos);
+  doc.insert(brace, R"(, "model": {"halt_drop": 0.01, "halt_rounds": 2})");
+  const std::string path = write_temp_file("model.json", doc);
+  const auto r = run_process({bin, "stress", path});
+  REQUIRE(r.exit_code == 0);
+  simdjson::dom::parser p;
+  const auto rep = parse(p, r.out);
+  CHECK(rep["breakers"].error() == simdjson::SUCCESS);
+  CHECK(rep["model"].error() == simdjson::SUCCESS);
+  // Without the model the report is model v1's, with neither field.
+  const auto v1 = run_process({bin, "stress", examples + "scenario_design.json"});
+  REQUIRE(v1.exit_code == 0);
+  CHECK(v1.out.find("breakers") == std::string::npos);
+}
+
 TEST_CASE("cli: curves print both curves and the critical shock", "[cli]") {
   const auto g = run_process({bin, "gen", "--positions", "3000", "--seed", "3"});
   REQUIRE(g.exit_code == 0);
