@@ -929,6 +929,28 @@ void book::rebuild_liquidity_price(std::size_t a) {
   }
 }
 
+void book::observe_liquidity(std::span<const liquidity_observation> obs,
+                             std::vector<status_change>* status) {
+  rescaled_.clear();
+  rescaled_old_.clear();
+  for (const liquidity_observation& o : obs) {
+    if (!o.asset.valid() || o.asset.index() >= liq_.size()) continue;
+    if (!std::isfinite(o.t) || !(o.annualized_vol >= 0.0) || std::isinf(o.annualized_vol)) continue;
+    auto& l = liq_[o.asset.index()];
+    if (!l || !l->withdrawal().active()) continue;
+    const double before = l->depth_scale();
+    l->observe(prices_[o.asset.index()], o.t, o.annualized_vol);
+    if (l->depth_scale() != before &&
+        std::find(rescaled_.begin(), rescaled_.end(), o.asset) == rescaled_.end()) {
+      rescaled_.push_back(o.asset);
+      rescaled_old_.push_back(prices_[o.asset.index()]);  // no price move: R only
+    }
+  }
+  if (options_.realizable && !rescaled_.empty()) {
+    refresh_realizable(rescaled_, rescaled_old_, 0, nullptr, {}, status);
+  }
+}
+
 double book::leg_value(std::size_t a, double ahead, double c) const {
   if (!liq_[a]) return c * prices_[a];
   const double got = liq_[a]->proceeds(ahead, c);

@@ -259,6 +259,24 @@ class book {
                                          std::vector<crossing>& events,
                                          std::vector<status_change>* status = nullptr);
 
+  // Liquidity withdrawal under stress, live (engine/liquidity.hpp): for each observed
+  // asset whose venues configure a withdrawal, its depth follows the drawdown from its
+  // running high and its volatility at time t (down at once, back with the half-life);
+  // where the depth moved, its holders are revalued (realizable value) and the status
+  // changes appended. The running high starts at the first observed price (the
+  // first market move). Unknown assets and non-finite t or vol are skipped.
+  struct liquidity_observation {
+    asset_id asset;
+    double t = 0.0;               // seconds
+    double annualized_vol = 0.0;  // >= 0
+  };
+  void observe_liquidity(std::span<const liquidity_observation> obs,
+                         std::vector<status_change>* status = nullptr);
+  // The depth scale of an asset's liquidity (1 without withdrawal or liquidity).
+  [[nodiscard]] double depth_scale(asset_id a) const {
+    return liq_[a.index()] ? liq_[a.index()]->depth_scale() : 1.0;
+  }
+
   // Recomputes every live position from its terms at the current prices (exact) and
   // reports crossings with no cause. Resets the drift anchors.
   void recompute_all(std::vector<crossing>* events = nullptr);
@@ -424,6 +442,8 @@ class book {
   std::vector<std::pair<row_t, std::uint8_t>> judged_;  // row, status at batch start
   std::vector<std::uint32_t> flag_pos_;
   std::vector<double> moved_old_;           // old market prices of moved_
+  std::vector<asset_id> rescaled_;          // observe_liquidity scratch
+  std::vector<double> rescaled_old_;
   std::vector<std::uint8_t> status_;
   std::vector<std::uint32_t> queue_pos_;  // index in queue_ when queued
   std::vector<row_t> queue_;

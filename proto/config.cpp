@@ -205,6 +205,9 @@ class config_decoder {
   absl::Status decode_pool(const toml::node& n, std::string_view path, pool& out) const;
   absl::Status decode_derived(const toml::node& n, std::string_view path, derivation& out) const;
   absl::Status decode_assets(const toml::node& n, config& out) const;
+  absl::Status decode_venues(const toml::node& n, std::string_view path, liquidity_spec& out) const;
+  absl::Status decode_withdrawal(const toml::node& n, std::string_view path,
+                                 withdrawal_spec& out) const;
   absl::Status decode_protocols(const toml::node& n, market& m) const;
   absl::Status decode_oracle(const toml::node& n, config& out) const;
   absl::Status decode_feed(const toml::node& n, std::string_view path, const market& m,
@@ -535,6 +538,64 @@ absl::Status config_decoder::decode_derived(const toml::node& n, std::string_vie
   return absl::OkStatus();
 }
 
+absl::Status config_decoder::decode_venues(const toml::node& n, std::string_view path,
+                                           liquidity_spec& out) const {
+  const toml::array* arr = nullptr;
+  if (auto s = as_array(n, path, arr); !s.ok()) return s;
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string vpath = detail::cat(path, "[", i, "]");
+    const toml::table* t = nullptr;
+    if (auto s = as_table(*arr->get(i), vpath, t); !s.ok()) return s;
+    if (auto s = check_keys(*t, vpath, std::array<std::string_view, 3>{"name", "pool", "depth"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = require(*t, vpath, {"name"}); !s.ok()) return s;
+    venue_spec& v = out.venues.emplace_back();
+    if (auto s = read_string(*t->get("name"), join(vpath, "name"), v.name); !s.ok()) return s;
+    if (const toml::node* p = t->get("pool")) {
+      if (auto s = decode_pool(*p, join(vpath, "pool"), v.cp.emplace()); !s.ok()) return s;
+    }
+    if (const toml::node* d = t->get("depth")) {
+      const toml::array* pts = nullptr;
+      const std::string dpath = join(vpath, "depth");
+      if (auto s = as_array(*d, dpath, pts); !s.ok()) return s;
+      for (std::size_t j = 0; j < pts->size(); ++j) {
+        const std::string ppath = detail::cat(dpath, "[", j, "]");
+        const toml::table* pt = nullptr;
+        if (auto s = as_table(*pts->get(j), ppath, pt); !s.ok()) return s;
+        if (auto s = check_keys(*pt, ppath, std::array<std::string_view, 2>{"drop", "usd"});
+            !s.ok()) {
+          return s;
+        }
+        if (auto s = require(*pt, ppath, {"drop", "usd"}); !s.ok()) return s;
+        depth_point& dp = v.depth.emplace_back();
+        if (auto s = read_float(*pt->get("drop"), join(ppath, "drop"), dp.drop); !s.ok()) return s;
+        if (auto s = read_float(*pt->get("usd"), join(ppath, "usd"), dp.usd); !s.ok()) return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status config_decoder::decode_withdrawal(const toml::node& n, std::string_view path,
+                                               withdrawal_spec& out) const {
+  const toml::table* t = nullptr;
+  if (auto s = as_table(n, path, t); !s.ok()) return s;
+  constexpr std::array<std::string_view, 4> keys{"drawdown_sensitivity", "volatility_sensitivity",
+                                                 "floor", "half_life_s"};
+  if (auto s = check_keys(*t, path, keys); !s.ok()) return s;
+  for (auto&& [k, v] : *t) {
+    double x = 0.0;
+    if (auto s = read_float(v, join(path, k.str()), x); !s.ok()) return s;
+    (k.str() == "drawdown_sensitivity"     ? out.drawdown_sensitivity
+     : k.str() == "volatility_sensitivity" ? out.volatility_sensitivity
+     : k.str() == "floor"                  ? out.floor
+                                           : out.half_life_s) = x;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status config_decoder::decode_assets(const toml::node& n, config& out) const {
   const toml::array* arr = nullptr;
   if (auto s = as_array(n, "assets", arr); !s.ok()) return s;
@@ -545,7 +606,8 @@ absl::Status config_decoder::decode_assets(const toml::node& n, config& out) con
     if (auto s = as_table(*arr->get(i), path, t); !s.ok()) return s;
     if (auto s = check_keys(
             *t, path,
-            std::array<std::string_view, 5>{"symbol", "price", "pool", "derived", "beta"});
+            std::array<std::string_view, 7>{"symbol", "price", "pool", "derived", "beta",
+                                            "venues", "withdrawal"});
         !s.ok()) {
       return s;
     }
@@ -561,6 +623,20 @@ absl::Status config_decoder::decode_assets(const toml::node& n, config& out) con
     }
     if (const toml::node* derived = t->get("derived")) {
       if (auto s = decode_derived(*derived, join(path, "derived"), spec.derived.emplace());
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (const toml::node* venues = t->get("venues")) {
+      if (auto s = decode_venues(*venues, join(path, "venues"), spec.venues.emplace()); !s.ok()) {
+        return s;
+      }
+    }
+    if (const toml::node* w = t->get("withdrawal")) {
+      if (!spec.venues) {
+        return fail(*w, join(path, "withdrawal"), "withdrawal applies to venues: give the asset venues");
+      }
+      if (auto s = decode_withdrawal(*w, join(path, "withdrawal"), spec.venues->withdrawal);
           !s.ok()) {
         return s;
       }

@@ -503,7 +503,8 @@ std::string encode_assets(const book& b) {
     w.begin_object()
         .field("symbol", a.symbol)
         .field("price", b.prices()[i])
-        .field("reference_price", a.price);
+        .field("reference_price", a.price)
+        .field("depth_scale", b.depth_scale(asset_id::from_index(i)));
     w.key("oracle").begin_object();
     for (std::size_t p = 0; p < m.protocol_count(); ++p) {
       w.field(m.protocols()[p].name, b.oracle_prices(protocol_id::from_index(p))[i]);

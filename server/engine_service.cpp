@@ -100,6 +100,7 @@ struct engine_service::impl {
   std::vector<std::int64_t> ingest_by_asset;
   oracle_set oracles;
   oracle_output oracle_out;  // scratch
+  std::vector<book::liquidity_observation> liq_obs;  // scratch
 
   // The latest projection and whether the book changed since it ran.
   proto::cascade_event projection;
@@ -247,6 +248,7 @@ void engine_service::impl::process(std::span<command> cmds) {
 // is applied on its own so one bad message cannot take the others down with it.
 void engine_service::impl::apply_prices(std::span<command> cmds) {
   ticks.clear();
+  liq_obs.clear();
   std::fill(ingest_by_asset.begin(), ingest_by_asset.end(), 0);
   const bool want_prices = prices_wanted.load(std::memory_order_relaxed);
   const double now_s = static_cast<double>(now_ns()) * 1e-9;
@@ -291,6 +293,8 @@ void engine_service::impl::apply_prices(std::span<command> cmds) {
   const std::uint64_t ticks_before = bk->stats().ticks;
   const absl::Status st = bk->apply_ticks(ticks, crossings, &statuses);
   (void)st;  // the oracles only output finite positive prices of known assets
+  // Liquidity withdrawal follows the moves (assets whose venues configure it).
+  bk->observe_liquidity(liq_obs, &statuses);
   add_alerts(crossings, 0, ingest_by_asset);
   add_statuses(cmds.back().ingest_ns);
   dirty = true;
@@ -323,6 +327,8 @@ void engine_service::impl::apply_prices(std::span<command> cmds) {
 void engine_service::impl::take_oracle_output(double ts, std::int64_t ingest) {
   for (const market_change& mc : oracle_out.market) {
     vol.observe(mc.asset, mc.price, ts);
+    const auto v = vol.annualized(mc.asset);
+    liq_obs.push_back({mc.asset, ts, v ? *v : 0.0});
     if (!oracles.has_feeds(mc.asset)) {
       ticks.push_back({mc.asset, mc.price});  // every protocol reads the market
       continue;
@@ -589,6 +595,7 @@ void engine_service::impl::update_gauges(bool force_totals) {
   for (std::size_t a = 0; a < prices.size(); ++a) {
     met->price_usd[a]->Set(prices[a]);
     met->queued_units[a]->Set(queued_units[a]);
+    met->depth_scale[a]->Set(bk->depth_scale(asset_id::from_index(a)));
     const auto v = vol.annualized(asset_id::from_index(a));
     met->volatility_annual[a]->Set(v ? *v : std::nan(""));
   }

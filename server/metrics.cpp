@@ -139,6 +139,10 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
   auto& price = gauges(reg, "cascade_price_usd",
                        "Current market price per asset (protocols' oracles: "
                        "cascade_oracle_price_usd).");
+  auto& depth = gauges(reg, "cascade_liquidity_depth_scale",
+                       "Share of the asset's configured liquidity depth still there (1 = full; "
+                       "below 1 when withdrawal under stress is configured and the asset fell "
+                       "or turned volatile).");
   auto& queued = gauges(reg, "cascade_queued_liquidation_units",
                         "Units of the asset queued to be seized by liquidations (liquidatable "
                         "and pending positions), which realizable values sell behind.");
@@ -165,6 +169,7 @@ metrics::metrics(const market& m, std::shared_ptr<prometheus::Registry> r)
     critical_probability.back()->Set(nan);
     projected_price_drop.push_back(&drop.Add({{"asset", sym}}));
     queued_units.push_back(&queued.Add({{"asset", sym}}));
+    depth_scale.push_back(&depth.Add({{"asset", sym}}));
   }
   oracle_events_ = &BuildCounter()
                         .Name("cascade_oracle_events_total")

@@ -71,6 +71,7 @@ class metrics {
   std::vector<prometheus::Gauge*> critical_probability;
   std::vector<prometheus::Gauge*> projected_price_drop;
   std::vector<prometheus::Gauge*> queued_units;  // Q_a: units queued to be seized
+  std::vector<prometheus::Gauge*> depth_scale;   // liquidity withdrawal: 1 = full depth
 
   // Edge.
   prometheus::Gauge& ws_connections;

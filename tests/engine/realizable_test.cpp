@@ -233,7 +233,7 @@ naive_real recompute(const book& b, const market& m) {
       }
       if (d > 0) v.debt_usd += d * price;
     }
-    v.hf_market = v.debt_usd > 0 ? weighted / v.debt_usd : INFINITY;
+    v.hf_market = v.debt_usd > 0 ? weighted / v.debt_usd : std::numeric_limits<double>::infinity();
     const bool queued = v.debt_usd > 0 && (b.band_at(r) == band::liquidatable || v.hf_market < 1);
     if (queued) {
       const double cf = v.hf_market >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
@@ -268,7 +268,7 @@ naive_real recompute(const book& b, const market& m) {
       weighted += got * pr.threshold(assets[k]);
     }
     v.collateral_real_usd = total;
-    v.hf_real = v.debt_usd > 0 ? weighted / v.debt_usd : INFINITY;
+    v.hf_real = v.debt_usd > 0 ? weighted / v.debt_usd : std::numeric_limits<double>::infinity();
     const bool ok_oracle = b.band_at(r) != band::liquidatable;
     out.pending[r] = v.debt_usd > 0 && ok_oracle && v.hf_market < 1;
     out.insolvent[r] = v.debt_usd > 0 && ok_oracle && total < v.debt_usd;
@@ -392,4 +392,81 @@ TEST_CASE("realizable values and statuses equal a from-scratch recomputation on 
       }
     }
   }
+}
+
+TEST_CASE("live liquidity withdrawal lowers hf_real and reveals hidden insolvency",
+          "[book][realizable][liquidity]") {
+  // ETH 3000 sold through one venue, a pool of 100 ETH / 300,000 USD, whose depth
+  // withdraws with drawdown (sensitivity 3, floor 0.1, half-life one hour).
+  market m;
+  asset_spec eth{"ETH", 3000.0, std::nullopt};
+  eth.venues = liquidity_spec{{{"amm", pool{100.0, 300000.0}, {}}}, {3.0, 0.0, 0.1, 3600.0}};
+  must(m.add_asset(eth));
+  must(m.add_asset({"USDC", 1.0, std::nullopt}));
+  must(m.add_protocol(
+      {"aave", protocol_kind::pooled, 0.5, 0.95, {{"ETH", {0.80, 0.05}}, {"USDC", {0.85, 0.04}}}}));
+  book b(m);
+  std::vector<status_change> st;
+  // 50 ETH against 60,000 USDC: HF 50*3000*0.8/60000 = 2.0; sold into the pool it
+  // fetches 300000*50/150 = 100,000 USD: hf_real = 100000*0.8/60000 = 1.3333.
+  must(b.upsert(std::vector{eth_usdc(m, "p", "aave", 50, 60000)}, nullptr, &st));
+  const row_t r = *b.find("p");
+  CHECK(b.realizable_at(r).hf_real == Approx(100000 * 0.8 / 60000).epsilon(1e-14));
+  const asset_id a = aid(m, "ETH");
+  const std::vector<book::liquidity_observation> at_3000{{a, 0.0, 0.0}};
+  b.observe_liquidity(at_3000, &st);  // starts the running high at 3000
+  CHECK(b.depth_scale(a) == 1.0);
+
+  // ETH to 2400: the pool re-centres at constant k = 3e7 (base sqrt(3e7/2400) =
+  // 111.80, quote sqrt(3e7*2400) = 268,328): HF 1.6, proceeds 268328*50/161.80 =
+  // 82,918: hf_real 1.1056, still solvent.
+  std::vector<crossing> ev;
+  st.clear();
+  must(b.apply_ticks(std::vector{tick{a, 2400.0}}, ev, &st));
+  const double base = std::sqrt(3e7 / 2400), quote = std::sqrt(3e7 * 2400);
+  CHECK(b.health_at(r) == Approx(1.6).epsilon(1e-14));
+  CHECK(b.realizable_at(r).hf_real == Approx(quote * 50 / (base + 50) * 0.8 / 60000).epsilon(1e-12));
+  CHECK_FALSE(b.insolvent_at(r));
+  CHECK(st.empty());
+
+  // The same instant, liquidity observes the 20% drawdown: scale 1 - 3 x 0.2 = 0.4,
+  // reserves 44.72 ETH / 107,331 USD at the same price: the 50 ETH now fetch
+  // 107331*50/94.72 = 56,656 USD < 60,000 debt: hidden insolvency at HF 1.6.
+  const std::vector<book::liquidity_observation> at_2400{{a, 0.0, 0.0}};
+  b.observe_liquidity(at_2400, &st);
+  CHECK(b.depth_scale(a) == Approx(0.4).epsilon(1e-12));
+  const double got = 0.4 * quote * 50 / (0.4 * base + 50);
+  CHECK(b.realizable_at(r).collateral_real_usd == Approx(got).epsilon(1e-12));
+  CHECK(b.realizable_at(r).hf_real == Approx(got * 0.8 / 60000).epsilon(1e-12));
+  CHECK(b.insolvent_at(r));
+  const status_change* c = find_change(st, r, status_kind::insolvent);
+  REQUIRE(c != nullptr);
+  CHECK(c->entered);
+  CHECK(b.hidden()[pid(m, "aave").index()].insolvent_shortfall_usd ==
+        Approx(60000 - got).epsilon(1e-12));
+
+  // Two half-lives later at the same price the running high has decayed to 2400 +
+  // 600/4 = 2550 (target 1 - 3 x (1 - 2400/2550) = 0.8235) and the scale recovered to
+  // 0.8235 - (0.8235 - 0.4)/4 = 0.7176: proceeds 0.7176*quote*50/(0.7176*base + 50)
+  // cover the debt again and the position leaves insolvency.
+  st.clear();
+  const std::vector<book::liquidity_observation> later{{a, 7200.0, 0.0}};
+  b.observe_liquidity(later, &st);
+  const double target = 1 - 3 * (1 - 2400.0 / 2550.0);
+  const double scale = target - (target - 0.4) / 4;
+  CHECK(b.depth_scale(a) == Approx(scale).epsilon(1e-12));
+  CHECK(b.realizable_at(r).collateral_real_usd ==
+        Approx(scale * quote * 50 / (scale * base + 50)).epsilon(1e-12));
+  CHECK_FALSE(b.insolvent_at(r));
+  c = find_change(st, r, status_kind::insolvent);
+  REQUIRE(c != nullptr);
+  CHECK_FALSE(c->entered);
+  // An unknown asset or a non-finite time is skipped and changes nothing.
+  const auto digest = b.digest();
+  const std::vector<book::liquidity_observation> junk{{asset_id::from_index(7), 1e4, 0.0},
+                                                      {a, std::nan(""), 0.0},
+                                                      {a, 1e4, -1.0}};
+  b.observe_liquidity(junk, &st);
+  CHECK(b.depth_scale(a) == Approx(scale).epsilon(1e-12));
+  CHECK(b.digest() == digest);
 }

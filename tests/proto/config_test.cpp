@@ -355,3 +355,97 @@ TEST_CASE("bad [oracle] values are refused naming the key and its line",
           "c.toml:" + std::to_string(line_of(text, b.at)) + ": " + b.message);
   }
 }
+
+namespace {
+
+// The minimal config plus a WBTC asset whose body (TOML lines) is `body`.
+std::string with_wbtc(std::string_view body) {
+  std::string text(minimal);
+  text += "\n[[assets]]\nsymbol = \"WBTC\"\nprice = 50000.0\n";
+  text += body;
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("an asset's venues and withdrawal decode from [[assets]]", "[proto][config][liquidity]") {
+  const std::string text = with_wbtc(R"(
+[[assets.venues]]
+name = "univ3"
+pool = { base = 100.0, quote = 5000000.0 }
+
+[[assets.venues]]
+name = "binance"
+depth = [{ drop = 0.01, usd = 2e6 }, { drop = 0.05, usd = 8e6 }]
+
+[assets.withdrawal]
+drawdown_sensitivity = 2.0
+volatility_sensitivity = 0.5
+floor = 0.2
+half_life_s = 1800
+)");
+  const auto cfg = must(parse_config(text, "venues.toml", ""));
+  const cascade::asset_spec& w = cfg.mkt.asset(aid(cfg.mkt, "WBTC"));
+  REQUIRE(w.venues.has_value());
+  REQUIRE(w.venues->venues.size() == 2);
+  CHECK(w.venues->venues[0].name == "univ3");
+  REQUIRE(w.venues->venues[0].cp.has_value());
+  CHECK(w.venues->venues[0].cp->base == 100.0);
+  CHECK(w.venues->venues[0].cp->quote == 5e6);
+  CHECK(w.venues->venues[1].name == "binance");
+  CHECK_FALSE(w.venues->venues[1].cp.has_value());
+  REQUIRE(w.venues->venues[1].depth.size() == 2);
+  CHECK(w.venues->venues[1].depth[1].drop == 0.05);
+  CHECK(w.venues->venues[1].depth[1].usd == 8e6);
+  CHECK(w.venues->withdrawal.drawdown_sensitivity == 2.0);
+  CHECK(w.venues->withdrawal.volatility_sensitivity == 0.5);
+  CHECK(w.venues->withdrawal.floor == 0.2);
+  CHECK(w.venues->withdrawal.half_life_s == 1800.0);
+  // The asset without venues keeps none.
+  CHECK_FALSE(cfg.mkt.asset(aid(cfg.mkt, "ETH")).venues.has_value());
+}
+
+TEST_CASE("bad venues and withdrawal are refused naming the key and its line",
+          "[proto][config][liquidity][bad-input]") {
+  struct bad {
+    std::string body;
+    std::string at;
+    std::string message;
+  };
+  const std::string venue = "\n[[assets.venues]]\nname = \"amm\"\n";
+  const std::vector<bad> cases{
+      {"venues = 3\n", "venues = 3", "assets[1].venues: expected an array of tables, got an integer"},
+      {"\n[[assets.venues]]\npool = { base = 1.0, quote = 50000.0 }\n", "[[assets.venues]]",
+       "assets[1].venues[0]: missing required key 'name'"},
+      {venue + "type = \"cp\"\n", "type = ",
+       "assets[1].venues[0].type: unknown key 'type' (expected one of: name, pool, depth)"},
+      {venue + "depth = [{ drop = 0.01 }]\n", "depth = ",
+       "assets[1].venues[0].depth[0]: missing required key 'usd'"},
+      {venue + "depth = [{ drop = \"1%\", usd = 1e6 }]\n", "depth = ",
+       "assets[1].venues[0].depth[0].drop: expected a number, got a string"},
+      {"\n[assets.withdrawal]\nfloor = 0.5\n", "[assets.withdrawal]",
+       "assets[1].withdrawal: withdrawal applies to venues: give the asset venues"},
+      {venue + "pool = { base = 1.0, quote = 50000.0 }\n[assets.withdrawal]\nhalf_life = 60\n",
+       "half_life = 60",
+       "assets[1].withdrawal.half_life: unknown key 'half_life' (expected one of: "
+       "drawdown_sensitivity, volatility_sensitivity, floor, half_life_s)"},
+  };
+  for (const bad& b : cases) {
+    const std::string text = with_wbtc(b.body);
+    INFO(text);
+    const auto r = parse_config(text, "c.toml", "");
+    REQUIRE_FALSE(r.ok());
+    CHECK(std::string(r.status().message()) ==
+          "c.toml:" + std::to_string(line_of(text, b.at)) + ": " + b.message);
+  }
+  // Values the liquidity rules refuse (validated with the asset) name the venue.
+  for (const std::string& body :
+       {venue + "pool = { base = 1.0, quote = 40000.0 }\n",
+        venue + "depth = [{ drop = 0.05, usd = 2e6 }, { drop = 0.01, usd = 3e6 }]\n",
+        venue + "pool = { base = 1.0, quote = 50000.0 }\n[assets.withdrawal]\nfloor = 0\n"}) {
+    INFO(body);
+    const auto r = parse_config(with_wbtc(body), "c.toml", "");
+    REQUIRE_FALSE(r.ok());
+    CHECK(std::string(r.status().message()).find("WBTC") != std::string::npos);
+  }
+}

@@ -807,5 +807,56 @@ class BadInput(OracleCase):
         self.assertEqual(self.of_type(c, "alert", "cascade", "price", "oracle", "insolvency"), [])
 
 
+class Withdrawal(OracleCase):
+    """LINK sold through a venue whose depth withdraws under stress: the same pool as
+    venue 'amm', with [assets.withdrawal] drawdown_sensitivity = 2 (floor 0.1, half-life
+    one hour). The depth follows tick timestamps: down at once, back with the half-life."""
+
+    def setUp(self):
+        super().setUp()
+        old = 'price = 10.0\npool = { base = 10000.0, quote = 100000.0 }\n'
+        new = ('price = 10.0\n[[assets.venues]]\nname = "amm"\n'
+               'pool = { base = 10000.0, quote = 100000.0 }\n'
+               '[assets.withdrawal]\ndrawdown_sensitivity = 2.0\n')
+        assert old in CONFIG
+        with open(self.config, "w") as f:
+            f.write(CONFIG.replace(old, new))
+
+    async def scales(self, s):
+        assets = {a["symbol"]: a for a in (await self.get(s, "/v1/assets"))["assets"]}
+        return {k: v["depth_scale"] for k, v in assets.items()}
+
+    async def test_depth_withdraws_with_drawdown_and_recovers_with_the_half_life(self):
+        s = self.start()
+        feed = await self.connect(s, token=PRICE_TOKEN)
+        self.assertEqual(await self.scales(s), {"ETH": 1.0, "LINK": 1.0, "USDC": 1.0, "DAI": 1.0})
+        # The first market move starts the running high (a quote at the configured 10
+        # moves nothing): 10.5. Then 8.4 at the same instant: drawdown 20%, scale
+        # 1 - 2 x 0.2 = 0.6 at once.
+        await self.tick(feed, "LINK", 10.5, "dex", T0)
+        await self.tick(feed, "LINK", 8.4, "dex", T0)
+        self.assertTrue(rel_close((await self.scales(s))["LINK"], 0.6), await self.scales(s))
+        # k1 (100 LINK / 300 USDC, nobody queued in LINK) sells into the pool re-centred
+        # at 8.4 and scaled to 60% of its depth.
+        k = LINK_POOL[0] * LINK_POOL[1]
+        base, quote = math.sqrt(k / 8.4), math.sqrt(k * 8.4)
+        real = proceeds((0.6 * base, 0.6 * quote), 8.4, 0.0, 100.0)
+        k1 = await self.get(s, "/v1/positions/k1")
+        self.assert_fields(k1, {"hf": 100 * 8.4 * 0.7 / 300, "collateral_real_usd": real,
+                                "hf_real": real * 0.7 / 300}, "k1")
+        self.assertLess(real, proceeds(LINK_POOL, 8.4, 0.0, 100.0))
+        await self.wait_metrics(s, [
+            ("cascade_liquidity_depth_scale", {"asset": "LINK"}, 0.6),
+            ("cascade_liquidity_depth_scale", {"asset": "ETH"}, 1.0)])
+        # One half-life later at 8.925: the running high decays to 8.925 + (10.5 -
+        # 8.925)/2 = 9.7125, target 1 - 2 x (1 - 8.925/9.7125) = 0.8378; the scale goes
+        # halfway there: 0.8378 - (0.8378 - 0.6)/2 = 0.7189.
+        await self.tick(feed, "LINK", 8.925, "dex", T0 + 3600)
+        target = 1 - 2 * (1 - 8.925 / 9.7125)
+        want = target - (target - 0.6) / 2
+        self.assertTrue(rel_close((await self.scales(s))["LINK"], want), await self.scales(s))
+        await self.wait_metrics(s, [("cascade_liquidity_depth_scale", {"asset": "LINK"}, want)])
+
+
 if __name__ == "__main__":
     harness.main()
