@@ -46,6 +46,9 @@ struct cascade_event {
   std::vector<std::pair<asset_id, double>> sold;    // total units sold per asset
   std::vector<double> start_prices;                 // per asset
   std::vector<double> final_prices;                 // per asset
+  // Per asset whose price the cascade moved: the start price, then the price after
+  // each round (rounds + 1 values).
+  std::vector<std::pair<asset_id, std::vector<double>>> price_path;
   double duration_ms = 0.0;
 };
 

@@ -596,6 +596,14 @@ void write_cascade_fields(json_writer& w, const cascade_event& c, const market& 
     if (start > 0.0 && end != start) w.field(m.assets()[i].symbol, -(end / start - 1.0));
   }
   w.end_object();
+  w.key("price_path").begin_object();
+  for (const auto& [a, path] : c.price_path) {
+    if (!a.valid() || a.index() >= m.asset_count()) continue;
+    w.key(m.asset(a).symbol).begin_array();
+    for (const double p : path) w.value(p);
+    w.end_array();
+  }
+  w.end_object();
   w.field("duration_ms", c.duration_ms);
 }
 

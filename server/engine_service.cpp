@@ -516,6 +516,13 @@ void engine_service::impl::project(std::int64_t ingest, bool emit) {
       if (sold[a] > 0.0) ce.sold.emplace_back(asset_id::from_index(a), sold[a]);
     }
     ce.final_prices = rep->final_prices;
+    for (std::size_t a = 0; a < mkt.asset_count(); ++a) {
+      if (ce.final_prices[a] == ce.start_prices[a]) continue;
+      std::vector<double> path{ce.start_prices[a]};
+      path.reserve(rep->rounds.size() + 1);
+      for (const auto& r : rep->rounds) path.push_back(r.prices[a]);
+      ce.price_path.emplace_back(asset_id::from_index(a), std::move(path));
+    }
   }
   const std::int64_t t1 = now_ns();
   ce.duration_ms = static_cast<double>(t1 - t0) * 1e-6;

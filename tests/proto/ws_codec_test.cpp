@@ -540,6 +540,7 @@ TEST_CASE("cascade events encode maps by name and the amplification of moved ass
   c.sold = {{aid(m, "ETH"), 350.0}};
   c.start_prices = {2000.0, 40000.0, 1.0, 1.0};
   c.final_prices = {1800.0, 40000.0, 1.0, 1.02};
+  c.price_path = {{aid(m, "ETH"), {2000.0, 1900.0, 1850.0, 1800.0}}};
   c.duration_ms = 1.8;
   simdjson::dom::parser p;
   const auto doc = json_parse(p, proto::encode_event({1202, 10, 20, c}, m));
@@ -565,6 +566,12 @@ TEST_CASE("cascade events encode maps by name and the amplification of moved ass
   CHECK(double(amp["ETH"]) == Approx(0.1).epsilon(1e-12));
   CHECK(double(amp["DAI"]) == Approx(-0.02).epsilon(1e-12));
   CHECK(amp["WBTC"].error() == simdjson::NO_SUCH_FIELD);
+  const simdjson::dom::object path = doc["price_path"];
+  CHECK(path.size() == 1);
+  const simdjson::dom::array eth_path = path["ETH"];
+  REQUIRE(eth_path.size() == 4);
+  CHECK(double(eth_path.at(0)) == 2000.0);
+  CHECK(double(eth_path.at(3)) == 1800.0);
 
   // The projection body: the same fields with seq and stale, no envelope.
   const auto proj = json_parse(p, [&] {

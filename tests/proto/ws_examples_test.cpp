@@ -228,6 +228,11 @@ std::string reencode(simdjson::dom::element doc) {
       c.start_prices.push_back(double(doc["start_prices"][a.symbol]));
       c.final_prices.push_back(double(doc["final_prices"][a.symbol]));
     }
+    for (const auto field : simdjson::dom::object(doc["price_path"])) {
+      std::vector<double> path;
+      for (const auto p : simdjson::dom::array(field.value)) path.push_back(double(p));
+      c.price_path.emplace_back(asset_named(field.key), std::move(path));
+    }
     e.body = std::move(c);
   }
   return proto::encode_event(e, m);

@@ -133,6 +133,14 @@ TEST_CASE("a tick that crosses a band yields an alert, a projection, then the an
   CHECK(ce.rounds >= 1);
   CHECK(ce.start_prices[f.eth.index()] == 1700.0);
   CHECK(ce.final_prices[f.eth.index()] < 1700.0);  // the seized ETH was sold into the pool
+  // The price path of the one asset the cascade moved: start, then one price per round,
+  // ending at the final price.
+  REQUIRE(ce.price_path.size() == 1);
+  CHECK(ce.price_path[0].first == f.eth);
+  const auto& path = ce.price_path[0].second;
+  REQUIRE(path.size() == ce.rounds + 1);
+  CHECK(path.front() == 1700.0);
+  CHECK(path.back() == ce.final_prices[f.eth.index()]);
   CHECK(first.seq == 1);
   CHECK(second.seq == 2);
   CHECK(r.seq == second.seq);

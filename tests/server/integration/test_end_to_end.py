@@ -188,6 +188,14 @@ class EndToEnd(AsyncServerCase):
         for sym, v in amp.items():
             want = -(report["final_prices"][sym] / casc["start_prices"][sym] - 1.0)
             self.assertTrue(rel_close(v, want), f"amplification[{sym}] {v}, want {want}")
+        # The price path: every asset the cascade moved, its start price, then the
+        # prices after each round of `cascade stress`.
+        want_path = {sym: [casc["start_prices"][sym]] +
+                     [r["prices"][sym] for r in report["round_detail"]]
+                     for sym in report["final_prices"]
+                     if report["final_prices"][sym] != casc["start_prices"][sym]}
+        self.assertIn("ETH", want_path)
+        harness.assert_json_close(self, casc.get("price_path"), want_path, "cascade.price_path")
         self.assertIsInstance(casc.get("duration_ms"), (int, float))
         self.assertGreaterEqual(casc["duration_ms"], 0)
 
