@@ -21,9 +21,9 @@ commands:
          [--max-rounds N]
       run cascade model v1 and print the report document (JSON)
   curves SCENARIO.json | --config FILE  --asset A [--positions FILE.csv]
-         [--amplification X]
+         [--amplification X] [--svg FILE]
       liquidation curve (0-90% drop), cascade curve (0-50% shock) and the
-      critical shock of asset A (JSON)
+      critical shock of asset A (JSON); --svg also draws them into FILE
   risk SCENARIO.json | --config FILE  --prices ASSET=FILE.csv ...
        [--horizon-hours 24] [--half-life-hours 24] [--until UNIX_SECONDS]
       EWMA volatility per asset from a recorded series (the CSV formats of
