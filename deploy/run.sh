@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian machine: installs dependencies, builds, and runs the
-# Cascade server on the embedded default market (HTTP + WebSocket on 127.0.0.1:8080).
+# Cascade server on the embedded default market (HTTP + WebSocket on 127.0.0.1:8080, the
+# live page at http://127.0.0.1:8080/).
 # Extra arguments go to `cascade serve` (e.g. --port 9000, --config FILE).
 #
 # Pushing prices and writing positions need a token. Unless CASCADE_TOKENS is set, this
@@ -16,4 +17,8 @@ if [ -z "${CASCADE_TOKENS:-}" ]; then
   export CASCADE_TOKENS="$(cat "$token_file"):admin"
   echo "run.sh: admin token for this run in $token_file" >&2
 fi
+# The live page's address (--port N, --port=N or CASCADE_SERVER_PORT; 8080 by default).
+port=${CASCADE_SERVER_PORT:-8080} prev=
+for a in "$@"; do case "$prev,$a" in --port,*) port=$a ;; *,--port=*) port=${a#--port=} ;; esac; prev=$a; done
+echo "run.sh: the live page will be at http://127.0.0.1:$port/ once the server listens" >&2
 exec build/release/cascade serve "$@"

@@ -12,6 +12,8 @@ packages=(
   # tests and benchmarks
   catch2 libbenchmark-dev python3 python3-websockets python3-numpy prometheus
   wrk hyperfine valgrind clang libclang-rt-14-dev
+  # the live page's test: a real browser, headless
+  chromium
 )
 
 sudo=()

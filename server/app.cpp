@@ -20,6 +20,7 @@
 #include "server/engine_service.hpp"
 #include "server/hub.hpp"
 #include "server/metrics.hpp"
+#include "server/static_files.hpp"
 
 namespace cascade::server {
 
@@ -186,6 +187,10 @@ void app::impl::route(http_request& req, const http_reply& reply) {
                                        "client (Upgrade: websocket), e.g. ws://HOST:PORT/v1/ws"}));
     r.headers.emplace_back("Upgrade", "websocket");
     return reply(std::move(r));
+  }
+  if (auto page = serve_page(req)) {
+    if (auto* e = std::get_if<wire_error>(&*page)) return reply(refuse(*e));
+    return reply(std::get<http_response>(std::move(*page)));
   }
   if (!path.starts_with("/v1/")) {
     return refuse(reply, error_code::not_found, proto::detail::cat("no resource at '", path, "'"));

@@ -36,8 +36,9 @@ commands:
       id,protocol,asset,collateral,debt,owner; one row per leg)
   serve [--config FILE | --scenario FILE] [--positions FILE.csv] [--port N]
         [--bind ADDR] [--set server.KEY=VALUE ...]
-      run the server: HTTP + WebSocket on one port (REST under /v1, WebSocket at
-      /v1/ws, Prometheus at /metrics; proto/PROTOCOL.md); prints
+      run the server: HTTP + WebSocket on one port (the live page at /, REST
+      under /v1, WebSocket at /v1/ws, Prometheus at /metrics;
+      proto/PROTOCOL.md); prints
       "listening http://ADDR:PORT" once ready, stops on SIGINT or SIGTERM.
       Environment: CASCADE_SERVER_<KEY>=VALUE, CASCADE_TOKENS=TOKEN:ROLE,...
   help

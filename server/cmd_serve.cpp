@@ -147,7 +147,14 @@ int cmd_serve(command_args args, std::ostream& out, std::ostream& err) {
     return exit_failure;
   }
   out << "listening http://" << settings.bind << ':' << *port << std::endl;
-  err << "cascade serve: WebSocket at ws://" << settings.bind << ':' << *port
+  // The page's address for a browser: a wildcard bind is reached on loopback.
+  const bool wildcard = settings.bind == "0.0.0.0" || settings.bind == "::";
+  const std::string host = wildcard ? "127.0.0.1"
+                           : settings.bind.find(':') != std::string::npos
+                               ? "[" + settings.bind + "]"
+                               : settings.bind;
+  err << "cascade serve: the live page: http://" << host << ':' << *port << "/\n"
+      << "cascade serve: WebSocket at ws://" << host << ':' << *port
       << "/v1/ws; metrics at /metrics; Ctrl-C stops\n";
 
   int sig = 0;

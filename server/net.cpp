@@ -599,6 +599,7 @@ class http_session final : public session_base, public std::enable_shared_from_t
     if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
     r.token = bearer_token(req[http::field::authorization]);
     r.content_type = std::string(req[http::field::content_type]);
+    r.if_none_match = std::string(req[http::field::if_none_match]);
 
     if (websocket::is_upgrade(req) && r.path == ws_path) return upgrade(req, std::move(r));
 

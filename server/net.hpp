@@ -35,6 +35,7 @@ struct http_request {
   std::string body;
   std::string token;   // from "Authorization: Bearer T", or ?token=T on the WebSocket upgrade
   std::string content_type;
+  std::string if_none_match;  // the header as sent, for the page's conditional GETs
 };
 
 struct http_response {
