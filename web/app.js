@@ -562,17 +562,16 @@ function handle(m) {
       $("seq").textContent = fmtCount(m.seq);
       break;
     case "alert":
-      if (!remember(m.seq)) return;
-      state.lastSeq = Math.max(state.lastSeq, m.seq);
-      state.bookMoved = true;
-      addAlert(m);
-      soonSummary();
-      break;
     case "cascade":
-      if (!remember(m.seq)) return;
+      if (!remember(m.seq)) return;  // a repeat from a resume
       state.lastSeq = Math.max(state.lastSeq, m.seq);
       state.bookMoved = true;
-      renderProjection(m);
+      if (m.type === "cascade") {
+        renderProjection(m);
+      } else {
+        addAlert(m);
+        soonSummary();
+      }
       break;
     case "gap":
       feedNote(`missed events ${m.from}–${m.to} (the page fell behind); fetching them again`);
