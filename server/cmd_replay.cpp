@@ -43,6 +43,7 @@
 #include "server/cli.hpp"
 #include "server/cli_args.hpp"
 #include "server/cli_commands.hpp"
+#include "server/cli_format.hpp"
 #include "server/ws_client.hpp"
 
 namespace cascade::server {
@@ -77,8 +78,8 @@ struct input {
 };
 
 struct asset_stats {
-  double first = 0.0, last = 0.0, low = 0.0, file_first = 0.0, file_last = 0.0, file_low = 0.0;
-  double scale = 1.0;
+  double file_first = 0.0, file_last = 0.0, file_low = 0.0;  // as in the files
+  double scale = 1.0;                                        // sent = file x scale (--rebase)
   std::size_t rows = 0;
 };
 
@@ -87,19 +88,7 @@ std::string utc(double ts, const char* fmt = "%Y-%m-%d %H:%M:%S") {
   return absl::FormatTime(fmt, t, absl::UTCTimeZone());
 }
 
-std::string thousands(std::uint64_t n) {
-  std::string s = std::to_string(n);
-  for (std::size_t i = s.size(); i > 3; i -= 3) s.insert(i - 3, ",");
-  return s;
-}
-
-std::string money(double v) {
-  const double a = std::abs(v);
-  if (a >= 1e9) return absl::StrFormat("$%.2fB", v / 1e9);
-  if (a >= 1e6) return absl::StrFormat("$%.2fM", v / 1e6);
-  if (a >= 1e3) return absl::StrFormat("$%.1fk", v / 1e3);
-  return absl::StrFormat("$%.0f", v);
-}
+std::string money(double v) { return "$" + usd(v); }
 
 std::string price_text(double p) {
   if (p >= 1000.0) return absl::StrFormat("%.2f", p);
@@ -426,33 +415,17 @@ std::string row_name(const row& r, const std::vector<input>& inputs, std::size_t
                       " UTC)");
 }
 
-}  // namespace
-
-int cmd_replay(command_args args, std::ostream& out, std::ostream& err) {
-  const auto fail = [&](const absl::Status& s, int code) {
-    err << "cascade replay: " << s.message() << '\n';
-    return code;
-  };
-  auto opt = parse_options(args);
-  if (!opt.ok()) return fail(opt.status(), exit_bad_input);
-  const options& o = *opt;
-
-  // The files, before anything goes to the server.
+// What will be sent: the rows of every file in time order, each with its asset.
+struct plan {
   std::vector<input> inputs;
   std::vector<row> rows;
-  std::vector<proto::price_series> series;
-  for (const std::string& path : o.files) {
-    auto s = proto::load_price_series(path);
-    if (!s.ok()) return fail(s.status(), exit_bad_input);
-    series.push_back(*std::move(s));
-  }
+  std::map<std::string, asset_stats> stats;  // by the server's symbol
+  double shift = 0.0;  // seconds added to every timestamp (past the oracle clock)
+};
 
-  // The server's assets and clock.
-  auto assets = server_assets(o.url, o.token);
-  if (!assets.ok()) return fail(assets.status(), exit_failure);
-  auto server_now = server_clock(o.url, o.token);
-  if (!server_now.ok()) return fail(server_now.status(), exit_failure);
-
+absl::StatusOr<plan> make_plan(const options& o, const std::vector<proto::price_series>& series,
+                               const std::map<std::string, double>& assets, double server_now) {
+  plan p;
   for (std::size_t f = 0; f < o.files.size(); ++f) {
     const std::string& path = o.files[f];
     const proto::price_series& s = series[f];
@@ -466,322 +439,403 @@ int cmd_replay(command_args args, std::ostream& out, std::ostream& err) {
     } else if (name = asset_from_name(path); !name.empty()) {
       note = "the file's name";
     } else {
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-                      path,
-                      ": the file does not say which asset it prices: name it with --asset "
-                      "SYM (the server's assets: ",
-                      asset_list(*assets), ")")),
-                  exit_bad_input);
+      return absl::InvalidArgumentError(
+          absl::StrCat(path,
+                       ": the file does not say which asset it prices: name it with --asset "
+                       "SYM (the server's assets: ",
+                       asset_list(assets), ")"));
     }
-    const auto sym = match_asset(name, *assets);
+    const auto sym = match_asset(name, assets);
     if (!sym) {
-      return fail(absl::InvalidArgumentError(
-                      absl::StrCat(path, ": asset '", name, "' (from ", note,
-                                   ") is not one of the server's assets: ", asset_list(*assets))),
-                  exit_bad_input);
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": asset '", name, "' (from ", note,
+                       ") is not one of the server's assets: ", asset_list(assets)));
     }
     if (absl::AsciiStrToUpper(*sym) != absl::AsciiStrToUpper(name)) {
       absl::StrAppend(&note, ", ", name, " is ", *sym, " on the server");
     }
-    inputs.push_back({path, s.format, *sym, note});
-    for (const auto& p : s.points) {
-      if (p.ts < o.from || p.ts > o.to) continue;
-      rows.push_back({p.ts, p.ts, p.price, p.price, f, p.line});
+    p.inputs.push_back({path, s.format, *sym, note});
+    for (const auto& pt : s.points) {
+      if (pt.ts < o.from || pt.ts > o.to) continue;
+      p.rows.push_back({pt.ts, pt.ts, pt.price, pt.price, f, pt.line});
     }
   }
-  if (rows.empty()) {
-    return fail(absl::InvalidArgumentError("no rows between --from and --to"), exit_bad_input);
-  }
-  std::stable_sort(rows.begin(), rows.end(),
+  if (p.rows.empty()) return absl::InvalidArgumentError("no rows between --from and --to");
+  std::stable_sort(p.rows.begin(), p.rows.end(),
                    [](const row& a, const row& b) { return a.file_ts < b.file_ts; });
 
-  // Per asset: rebase, statistics.
-  std::map<std::string, asset_stats> stats;
-  for (const row& r : rows) {
-    auto& st = stats[inputs[r.input].asset];
+  for (const row& r : p.rows) {
+    const std::string& sym = p.inputs[r.input].asset;
+    auto& st = p.stats[sym];
     if (st.rows++ == 0) {
       st.file_first = st.file_low = r.file_price;
-      if (o.rebase) st.scale = assets->at(inputs[r.input].asset) / r.file_price;
+      if (o.rebase) st.scale = assets.at(sym) / r.file_price;
     }
     st.file_last = r.file_price;
     st.file_low = std::min(st.file_low, r.file_price);
   }
-  for (row& r : rows) r.price = r.file_price * stats[inputs[r.input].asset].scale;
+  for (row& r : p.rows) r.price = r.file_price * p.stats[p.inputs[r.input].asset].scale;
   // The oracle clock never moves back and a source's older ticks are ignored: start just
   // after the clock when the series begins before it.
-  double shift = 0.0;
-  if (*server_now > 0.0 && rows.front().file_ts <= *server_now) {
-    shift = std::ceil(*server_now - rows.front().file_ts) + 1.0;
-    for (row& r : rows) r.ts = r.file_ts + shift;
+  if (server_now > 0.0 && p.rows.front().file_ts <= server_now) {
+    p.shift = std::ceil(server_now - p.rows.front().file_ts) + 1.0;
+    for (row& r : p.rows) r.ts = r.file_ts + p.shift;
   }
+  return p;
+}
 
-  for (const input& in : inputs) {
+// Says on stderr what the plan does with the files.
+void describe(const plan& p, const options& o, const std::map<std::string, double>& assets,
+              double server_now, std::ostream& err) {
+  for (const input& in : p.inputs) {
     err << "replay: " << in.path << " (" << in.format << "): " << in.asset << " (from "
         << in.asset_note << ")\n";
   }
-  for (const auto& [sym, st] : stats) {
+  for (const auto& [sym, st] : p.stats) {
+    const double now = assets.at(sym);
     if (o.rebase) {
       err << "replay: " << sym << " rebased x" << absl::StrFormat("%.6g", st.scale)
           << ": the first row's " << price_text(st.file_first) << " is sent as the server's "
           << price_text(st.file_first * st.scale) << ", every move kept\n";
-    } else if (std::abs(st.file_first / assets->at(sym) - 1.0) > 0.25) {
+    } else if (std::abs(st.file_first / now - 1.0) > 0.25) {
       err << "replay: note: " << sym << "'s first row (" << price_text(st.file_first) << ") is "
-          << percent(st.file_first / assets->at(sym) - 1.0) << " from the server's price ("
-          << price_text(assets->at(sym))
+          << percent(st.file_first / now - 1.0) << " from the server's price (" << price_text(now)
           << "); --rebase replays the moves from the current price instead\n";
     }
   }
-  if (shift > 0.0) {
-    err << "replay: the server's oracle clock is at " << utc(*server_now)
-        << " UTC, after the first row: timestamps shifted by +" << absl::StrFormat("%.0f", shift)
+  if (p.shift > 0.0) {
+    err << "replay: the server's oracle clock is at " << utc(server_now)
+        << " UTC, after the first row: timestamps shifted by +" << absl::StrFormat("%.0f", p.shift)
         << " s, spacing kept\n";
   }
+}
 
-  auto client = ws_client::connect(o.url, o.token, connect_timeout);
-  if (!client.ok()) return fail(client.status(), exit_failure);
-  ws_client& ws = **client;
-  simdjson::ondemand::parser parser;
+// One replay over one connection: sends the rows when they are due, keeps at most
+// `window` unanswered, reads acks, errors and events, draws the progress, and prints
+// --watch lines. Calling thread only.
+class session {
+ public:
+  session(const options& o, const plan& p, ws_client& ws, std::ostream& out, std::ostream& err)
+      : o_(o),
+        p_(p),
+        ws_(ws),
+        out_(out),
+        bar_(err, &err == &std::cerr && isatty(STDERR_FILENO) == 1, p.rows.size()),
+        offset_(p.rows.size(), 0.0) {
+    // When each row is due, in seconds after the start.
+    for (std::size_t i = 1; o.speed > 0.0 && i < p.rows.size(); ++i) {
+      offset_[i] = offset_[i - 1] +
+                   std::min((p.rows[i].file_ts - p.rows[i - 1].file_ts) / o.speed, o.max_wait);
+    }
+  }
+
+  // Runs to the end (or the first refusal, or a failure of the connection, returned).
+  absl::Status run();
+  void summary(const absl::StatusOr<std::map<std::string, double>>& after) const;
+  [[nodiscard]] const std::string& refusal() const { return refusal_; }
+
+ private:
+  [[nodiscard]] clock::time_point due(std::size_t i) const {
+    return start_ +
+           std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(offset_[i]));
+  }
+  void send_due(clock::time_point now);
+  // false: a failure (in failure).
+  bool on_message(const message& m);
+  void on_alert(const message& m);
+  void on_cascade(const message& m);
+  void flush_watch();
+  void draw(bool last = false) {
+    if (acked_ == 0) return;
+    const double eta = next_ >= p_.rows.size() || last ? 0.0 : offset_.back() - offset_[next_];
+    bar_.update(acked_, where(last_acked_), alerts_, cascades_, eta, last);
+  }
+  [[nodiscard]] std::string where(std::size_t i) const {
+    const row& r = p_.rows[i];
+    const auto& st = p_.stats.at(p_.inputs[r.input].asset);
+    return absl::StrCat(utc(r.file_ts, "%Y-%m-%d %H:%M"), " ", p_.inputs[r.input].asset, " ",
+                        price_text(r.price), " (", percent(r.file_price / st.file_first - 1.0),
+                        ")");
+  }
+
+  const options& o_;
+  const plan& p_;
+  ws_client& ws_;
+  std::ostream& out_;
+  progress bar_;
+  std::vector<double> offset_;
+  clock::time_point start_{};
+  std::optional<clock::time_point> done_at_;  // the last answer came
+  absl::Status failure_;
+
+  std::size_t next_ = 0, in_flight_ = 0, acked_ = 0, last_acked_ = 0;
+  std::optional<std::size_t> refused_;  // the first row the server refused
+  std::string refusal_;
+  std::uint64_t alerts_ = 0, cascades_ = 0, gaps_ = 0, errors_ = 0, largest_cascade_ = 0;
+  double worst_bad_debt_ = 0.0;
+  std::array<std::uint64_t, band_count> alerts_to_{};
+  // --watch: alerts are printed in groups, one per tick that caused them (a tick's
+  // alerts come together, before its acknowledgement).
+  std::array<std::uint64_t, band_count> group_to_{};
+  std::uint64_t group_alerts_ = 0;
+  std::string group_cause_;
+  double group_price_ = 0.0;
+  std::optional<std::size_t> group_row_;
+};
+
+void session::send_due(clock::time_point now) {
+  while (!refused_ && next_ < p_.rows.size() && in_flight_ < o_.window && due(next_) <= now) {
+    const row& r = p_.rows[next_];
+    proto::json_writer jw;
+    jw.begin_object().field("op", "price").field("id", static_cast<std::uint64_t>(next_ + 1));
+    jw.field("asset", p_.inputs[r.input].asset).field("price", r.price);
+    jw.field("source", o_.source).field("ts", r.ts).end_object();
+    ws_.send(jw.take());
+    ++next_;
+    ++in_flight_;
+  }
+}
+
+absl::Status session::run() {
   {
     proto::json_writer jw;
     jw.begin_object().field("op", "subscribe").field("id", "subscribe");
     jw.key("channels").begin_array().value("alerts").value("cascades").end_array();
     jw.end_object();
-    ws.send(jw.take());
+    ws_.send(jw.take());
   }
-
-  const bool tty = &err == &std::cerr && isatty(STDERR_FILENO) == 1;
-  progress bar(err, tty, rows.size());
-  std::size_t next = 0, in_flight = 0, acked = 0, last_acked = 0;
-  std::optional<std::size_t> refused;  // the first row the server refused
-  std::string refusal;
-  std::uint64_t alerts = 0, cascades = 0, gaps = 0, errors = 0, cascade_liquidated = 0;
-  std::array<std::uint64_t, band_count> alerts_to{};
-  // --watch: alerts are printed in groups, one per tick that caused them (a tick's
-  // alerts come together, before its acknowledgement).
-  std::array<std::uint64_t, band_count> pending_to{};
-  std::uint64_t pending_alerts = 0;
-  std::string group_cause;
-  double group_price = 0.0;
-  std::optional<std::size_t> group_row;
-  double worst_bad_debt = 0.0;
-  const auto start = clock::now();
-  auto last_message = start;
-  std::optional<clock::time_point> done_at;
-
-  // When each row is due, in seconds after the start.
-  std::vector<double> offset(rows.size(), 0.0);
-  for (std::size_t i = 1; o.speed > 0.0 && i < rows.size(); ++i) {
-    offset[i] =
-        offset[i - 1] + std::min((rows[i].file_ts - rows[i - 1].file_ts) / o.speed, o.max_wait);
-  }
-  const auto due = [&](std::size_t i) {
-    return start +
-           std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(offset[i]));
-  };
-  const auto where = [&](std::size_t i) {
-    const row& r = rows[i];
-    const auto& st = stats[inputs[r.input].asset];
-    return absl::StrCat(utc(r.file_ts, "%Y-%m-%d %H:%M"), " ", inputs[r.input].asset, " ",
-                        price_text(r.price), " (", percent(r.file_price / st.file_first - 1.0),
-                        ")");
-  };
-  const auto eta = [&]() {
-    if (next >= rows.size()) return 0.0;
-    return offset.back() - offset[next];
-  };
-  const auto flush_watch = [&]() {
-    if (!o.watch || pending_alerts == 0) return;
-    bar.clear();
-    if (group_row) {
-      out << where(*group_row);
-    } else if (group_cause.empty()) {
-      out << "(position updates)";
-    } else {
-      out << "(another client's tick) " << group_cause << ' ' << price_text(group_price);
-    }
-    out << "  alerts " << thousands(pending_alerts) << ":";
-    for (std::size_t b = band_count; b-- > 0;) {
-      if (pending_to[b] == 0) continue;
-      out << " ->" << to_string(static_cast<band>(b)) << ' ' << thousands(pending_to[b]);
-    }
-    out << '\n';
-    out.flush();
-    pending_alerts = 0;
-    pending_to.fill(0);
-  };
-
-  absl::Status failure;
+  simdjson::ondemand::parser parser;
+  start_ = clock::now();
+  auto last_message = start_;
   for (;;) {
     const auto now = clock::now();
-    while (!refused && next < rows.size() && in_flight < o.window && due(next) <= now) {
-      const row& r = rows[next];
-      proto::json_writer jw;
-      jw.begin_object().field("op", "price").field("id", static_cast<std::uint64_t>(next + 1));
-      jw.field("asset", inputs[r.input].asset).field("price", r.price);
-      jw.field("source", o.source).field("ts", r.ts).end_object();
-      ws.send(jw.take());
-      ++next;
-      ++in_flight;
-    }
-    const bool sending_done = refused || next == rows.size();
-    if (sending_done && in_flight == 0) {
-      if (!done_at) done_at = now;
-      if (now - *done_at >= linger) break;
+    send_due(now);
+    const bool sending_done = refused_ || next_ == p_.rows.size();
+    if (sending_done && in_flight_ == 0) {
+      if (!done_at_) done_at_ = now;
+      if (now - *done_at_ >= linger) break;
     }
     auto deadline = now + bar_refresh;
-    if (!sending_done && in_flight < o.window) deadline = std::min(deadline, due(next));
-    if (done_at) deadline = std::min(deadline, *done_at + linger);
-    auto msg = ws.next(deadline);
+    if (!sending_done && in_flight_ < o_.window) deadline = std::min(deadline, due(next_));
+    if (done_at_) deadline = std::min(deadline, *done_at_ + linger);
+    auto msg = ws_.next(deadline);
     if (!msg.ok()) {
-      failure = msg.status();
+      failure_ = msg.status();
       break;
     }
     if (!*msg) {
-      if (in_flight > 0 && clock::now() - last_message > stall_timeout) {
-        failure = absl::DeadlineExceededError(
+      if (in_flight_ > 0 && clock::now() - last_message > stall_timeout) {
+        failure_ = absl::DeadlineExceededError(
             absl::StrCat("no answer from the server for ",
                          std::chrono::duration_cast<std::chrono::seconds>(stall_timeout).count(),
-                         " s with ", in_flight, " messages unanswered"));
+                         " s with ", in_flight_, " messages unanswered"));
         break;
       }
-      if (acked > 0) bar.update(acked, where(last_acked), alerts, cascades, eta());
+      draw();
       continue;
     }
     last_message = clock::now();
     const simdjson::padded_string text(**msg);
     auto m = decode(parser, text);
     if (!m.ok()) {
-      failure = m.status();
+      failure_ = m.status();
       break;
     }
-    if (m->type == "ack" && m->id) {
-      if (*m->id >= 1 && *m->id <= next) {
-        --in_flight;
-        ++acked;
-        last_acked = std::max<std::size_t>(last_acked, *m->id - 1);
-        flush_watch();
-      }
-    } else if (m->type == "error") {
-      ++errors;
-      if (m->id && *m->id >= 1 && *m->id <= next) {
-        --in_flight;
-        const std::size_t i = *m->id - 1;
-        if (!refused || i < *refused) {
-          refused = i;
-          refusal = absl::StrCat("the server refused ", row_name(rows[i], inputs, i), ": ",
-                                 std::string(m->code), ": ", std::string(m->text));
-        }
-      } else {
-        failure = absl::FailedPreconditionError(
-            absl::StrCat("the server refused ", m->id_null ? "a message" : "the subscription", ": ",
-                         std::string(m->code), ": ", std::string(m->text)));
-        break;
-      }
-    } else if (m->type == "alert") {
-      ++alerts;
-      if (pending_alerts > 0 && (m->cause != group_cause || m->price != group_price)) {
-        flush_watch();
-      }
-      if (pending_alerts == 0) {
-        // The tick: the first row not yet acknowledged with this asset and price (acks
-        // come in order; a tick's alerts before its ack).
-        group_cause = std::string(m->cause);
-        group_price = m->price;
-        group_row.reset();
-        for (std::size_t i = acked; i < next; ++i) {
-          if (inputs[rows[i].input].asset == group_cause && rows[i].price == group_price) {
-            group_row = i;
-            break;
-          }
-        }
-      }
-      ++pending_alerts;
-      if (auto b = parse_band(m->to)) {
-        ++alerts_to[static_cast<std::size_t>(*b)];
-        ++pending_to[static_cast<std::size_t>(*b)];
-      }
-    } else if (m->type == "cascade") {
-      ++cascades;
-      cascade_liquidated = std::max(cascade_liquidated, m->liquidated);
-      worst_bad_debt = std::max(worst_bad_debt, m->bad_debt);
-      if (o.watch) {
-        flush_watch();
-        bar.clear();
-        out << "  cascade: " << thousands(m->liquidated) << " positions liquidated in " << m->rounds
-            << (m->rounds == 1 ? " round" : " rounds") << ", bad debt " << money(m->bad_debt);
-        for (const auto& [sym, st] : stats) {
-          const auto it = m->amplification.find(sym);
-          if (it != m->amplification.end() && it->second >= 5e-5) {
-            out << ", " << sym << absl::StrFormat(" a further %.2f%%", -100.0 * it->second);
-          }
-        }
-        out << '\n';
-        out.flush();
-      }
-    } else if (m->type == "gap") {
-      ++gaps;
-      if (o.watch) {
-        bar.clear();
-        out << "  gap: events " << m->gap_from << " to " << m->gap_to
-            << " dropped by the server (this client read too slowly)\n";
-      }
-    }
-    if (acked > 0) bar.update(acked, where(last_acked), alerts, cascades, eta());
+    if (!on_message(*m)) break;
+    draw();
   }
   flush_watch();
-  if (acked > 0) bar.update(acked, where(last_acked), alerts, cascades, 0.0, true);
-  bar.clear();
-  // From the first send to the last acknowledgement (the linger for a late cascade
-  // left out).
-  const double elapsed =
-      std::chrono::duration<double>(done_at.value_or(clock::now()) - start).count();
-  ws.close(milliseconds(2000));
+  draw(true);
+  bar_.clear();
+  if (!done_at_) done_at_ = clock::now();
+  return failure_;
+}
 
-  // The summary.
-  out << "replayed " << acked << " of " << rows.size() << " rows in "
-      << absl::StrFormat("%.1f", elapsed) << " s ("
-      << (o.speed == 0.0 ? std::string("unpaced") : absl::StrFormat("%gx", o.speed)) << "), "
-      << utc(rows.front().file_ts, "%Y-%m-%d %H:%M") << " to "
-      << utc(rows.back().file_ts, "%Y-%m-%d %H:%M") << " UTC of the file"
-      << (inputs.size() > 1 ? "s" : "") << '\n';
-  out << "  sent " << next << ", acknowledged " << acked << ", errors " << errors << '\n';
-  out << "  alerts " << thousands(alerts);
-  if (alerts > 0) {
-    out << " (to";
-    const char* sep = " ";
-    for (std::size_t b = band_count; b-- > 0;) {
-      out << sep << to_string(static_cast<band>(b)) << ' ' << thousands(alerts_to[b]);
-      sep = ", ";
+bool session::on_message(const message& m) {
+  if (m.type == "ack" && m.id) {
+    if (*m.id >= 1 && *m.id <= next_) {
+      --in_flight_;
+      ++acked_;
+      last_acked_ = std::max<std::size_t>(last_acked_, *m.id - 1);
+      flush_watch();
     }
-    out << ')';
-  }
-  out << ", cascades " << cascades;
-  if (cascades > 0) {
-    out << " (largest " << thousands(cascade_liquidated) << " positions liquidated, bad debt up to "
-        << money(worst_bad_debt) << ')';
-  }
-  out << ", gaps " << gaps << '\n';
-  auto after = server_assets(o.url, o.token);
-  for (const auto& [sym, st] : stats) {
-    out << "  " << sym << ": file " << price_text(st.file_first) << " -> "
-        << price_text(st.file_last) << " (" << percent(st.file_last / st.file_first - 1.0)
-        << ", low " << price_text(st.file_low) << ' ' << percent(st.file_low / st.file_first - 1.0)
-        << ')';
-    if (o.rebase) {
-      out << ", sent " << price_text(st.file_first * st.scale) << " -> "
-          << price_text(st.file_last * st.scale);
+  } else if (m.type == "error") {
+    ++errors_;
+    if (!m.id || *m.id < 1 || *m.id > next_) {
+      failure_ = absl::FailedPreconditionError(
+          absl::StrCat("the server refused ", m.id_null ? "a message" : "the subscription", ": ",
+                       std::string(m.code), ": ", std::string(m.text)));
+      return false;
     }
-    if (after.ok() && after->contains(sym)) {
-      const double now_price = after->at(sym);
-      out << "; the server's market price now " << price_text(now_price);
-      if (acked == rows.size() && std::abs(now_price / (st.file_last * st.scale) - 1.0) > 1e-9) {
-        out << " (not the last row's: other sources of " << sym
-            << " are in its median, GET /v1/oracles)";
+    --in_flight_;
+    const std::size_t i = *m.id - 1;
+    if (!refused_ || i < *refused_) {
+      refused_ = i;
+      refusal_ = absl::StrCat("the server refused ", row_name(p_.rows[i], p_.inputs, i), ": ",
+                              std::string(m.code), ": ", std::string(m.text));
+    }
+  } else if (m.type == "alert") {
+    on_alert(m);
+  } else if (m.type == "cascade") {
+    on_cascade(m);
+  } else if (m.type == "gap") {
+    ++gaps_;
+    if (o_.watch) {
+      bar_.clear();
+      out_ << "  gap: events " << m.gap_from << " to " << m.gap_to
+           << " dropped by the server (this client read too slowly)\n";
+    }
+  }
+  return true;
+}
+
+void session::on_alert(const message& m) {
+  ++alerts_;
+  if (group_alerts_ > 0 && (m.cause != group_cause_ || m.price != group_price_)) flush_watch();
+  if (group_alerts_ == 0) {
+    // The tick: the first row not yet acknowledged with this asset and price (acks come
+    // in order; a tick's alerts before its ack).
+    group_cause_ = std::string(m.cause);
+    group_price_ = m.price;
+    group_row_.reset();
+    for (std::size_t i = acked_; i < next_; ++i) {
+      if (p_.inputs[p_.rows[i].input].asset == group_cause_ && p_.rows[i].price == group_price_) {
+        group_row_ = i;
+        break;
       }
     }
-    out << '\n';
   }
-  if (refused) return fail(absl::FailedPreconditionError(refusal), exit_failure);
+  ++group_alerts_;
+  if (auto b = parse_band(m.to)) {
+    ++alerts_to_[static_cast<std::size_t>(*b)];
+    ++group_to_[static_cast<std::size_t>(*b)];
+  }
+}
+
+void session::on_cascade(const message& m) {
+  ++cascades_;
+  largest_cascade_ = std::max(largest_cascade_, m.liquidated);
+  worst_bad_debt_ = std::max(worst_bad_debt_, m.bad_debt);
+  if (!o_.watch) return;
+  flush_watch();
+  bar_.clear();
+  out_ << "  cascade: " << thousands(m.liquidated) << " positions liquidated in " << m.rounds
+       << (m.rounds == 1 ? " round" : " rounds") << ", bad debt " << money(m.bad_debt);
+  for (const auto& [sym, st] : p_.stats) {
+    const auto it = m.amplification.find(sym);
+    if (it != m.amplification.end() && it->second >= 5e-5) {
+      out_ << ", " << sym << absl::StrFormat(" a further %.2f%%", -100.0 * it->second);
+    }
+  }
+  out_ << '\n';
+  out_.flush();
+}
+
+void session::flush_watch() {
+  if (!o_.watch || group_alerts_ == 0) return;
+  bar_.clear();
+  if (group_row_) {
+    out_ << where(*group_row_);
+  } else if (group_cause_.empty()) {
+    out_ << "(position updates)";
+  } else {
+    out_ << "(another client's tick) " << group_cause_ << ' ' << price_text(group_price_);
+  }
+  out_ << "  alerts " << thousands(group_alerts_) << ":";
+  for (std::size_t b = band_count; b-- > 0;) {
+    if (group_to_[b] == 0) continue;
+    out_ << " ->" << to_string(static_cast<band>(b)) << ' ' << thousands(group_to_[b]);
+  }
+  out_ << '\n';
+  out_.flush();
+  group_alerts_ = 0;
+  group_to_.fill(0);
+}
+
+void session::summary(const absl::StatusOr<std::map<std::string, double>>& after) const {
+  // From the first send to the last answer (the linger for a late cascade left out).
+  const double elapsed = std::chrono::duration<double>(*done_at_ - start_).count();
+  const auto& rows = p_.rows;
+  out_ << "replayed " << acked_ << " of " << rows.size() << " rows in "
+       << absl::StrFormat("%.1f", elapsed) << " s ("
+       << (o_.speed == 0.0 ? std::string("unpaced") : absl::StrFormat("%gx", o_.speed)) << "), "
+       << utc(rows.front().file_ts, "%Y-%m-%d %H:%M") << " to "
+       << utc(rows.back().file_ts, "%Y-%m-%d %H:%M") << " UTC of the file"
+       << (p_.inputs.size() > 1 ? "s" : "") << '\n';
+  out_ << "  sent " << next_ << ", acknowledged " << acked_ << ", errors " << errors_ << '\n';
+  out_ << "  alerts " << thousands(alerts_);
+  if (alerts_ > 0) {
+    out_ << " (to";
+    const char* sep = " ";
+    for (std::size_t b = band_count; b-- > 0;) {
+      out_ << sep << to_string(static_cast<band>(b)) << ' ' << thousands(alerts_to_[b]);
+      sep = ", ";
+    }
+    out_ << ')';
+  }
+  out_ << ", cascades " << cascades_;
+  if (cascades_ > 0) {
+    out_ << " (largest " << thousands(largest_cascade_) << " positions liquidated, bad debt up to "
+         << money(worst_bad_debt_) << ')';
+  }
+  out_ << ", gaps " << gaps_ << '\n';
+  for (const auto& [sym, st] : p_.stats) {
+    out_ << "  " << sym << ": file " << price_text(st.file_first) << " -> "
+         << price_text(st.file_last) << " (" << percent(st.file_last / st.file_first - 1.0)
+         << ", low " << price_text(st.file_low) << ' ' << percent(st.file_low / st.file_first - 1.0)
+         << ')';
+    if (o_.rebase) {
+      out_ << ", sent " << price_text(st.file_first * st.scale) << " -> "
+           << price_text(st.file_last * st.scale);
+    }
+    if (after.ok() && after->contains(sym)) {
+      const double now = after->at(sym);
+      out_ << "; the server's market price now " << price_text(now);
+      if (acked_ == rows.size() && std::abs(now / (st.file_last * st.scale) - 1.0) > 1e-9) {
+        out_ << " (not the last row's: other sources of " << sym
+             << " are in its median, GET /v1/oracles)";
+      }
+    }
+    out_ << '\n';
+  }
+}
+
+}  // namespace
+
+int cmd_replay(command_args args, std::ostream& out, std::ostream& err) {
+  const auto fail = [&](const absl::Status& s, int code) {
+    err << "cascade replay: " << s.message() << '\n';
+    return code;
+  };
+  auto opt = parse_options(args);
+  if (!opt.ok()) return fail(opt.status(), exit_bad_input);
+  const options& o = *opt;
+
+  // The files, before anything goes to the server.
+  std::vector<proto::price_series> series;
+  for (const std::string& path : o.files) {
+    auto s = proto::load_price_series(path);
+    if (!s.ok()) return fail(s.status(), exit_bad_input);
+    series.push_back(*std::move(s));
+  }
+  // The server's assets and clock.
+  auto assets = server_assets(o.url, o.token);
+  if (!assets.ok()) return fail(assets.status(), exit_failure);
+  auto server_now = server_clock(o.url, o.token);
+  if (!server_now.ok()) return fail(server_now.status(), exit_failure);
+  auto p = make_plan(o, series, *assets, *server_now);
+  if (!p.ok()) return fail(p.status(), exit_bad_input);
+  describe(*p, o, *assets, *server_now, err);
+
+  auto client = ws_client::connect(o.url, o.token, connect_timeout);
+  if (!client.ok()) return fail(client.status(), exit_failure);
+  session replay(o, *p, **client, out, err);
+  const absl::Status failure = replay.run();
+  (*client)->close(milliseconds(2000));
+  replay.summary(server_assets(o.url, o.token));
+  if (!replay.refusal().empty()) {
+    return fail(absl::FailedPreconditionError(replay.refusal()), exit_failure);
+  }
   if (!failure.ok()) return fail(failure, exit_failure);
   return exit_ok;
 }
