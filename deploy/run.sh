@@ -17,8 +17,13 @@ if [ -z "${CASCADE_TOKENS:-}" ]; then
   export CASCADE_TOKENS="$(cat "$token_file"):admin"
   echo "run.sh: admin token for this run in $token_file" >&2
 fi
-# The live page's address (--port N, --port=N or CASCADE_SERVER_PORT; 8080 by default).
-port=${CASCADE_SERVER_PORT:-8080} prev=
-for a in "$@"; do case "$prev,$a" in --port,*) port=$a ;; *,--port=*) port=${a#--port=} ;; esac; prev=$a; done
-echo "run.sh: the live page will be at http://127.0.0.1:$port/ once the server listens" >&2
-exec build/release/cascade serve "$@"
+# The server replaces this shell (Ctrl-C and SIGTERM reach it directly); its stdout goes
+# through a filter that, once it listens, adds the address of the page to open.
+exec build/release/cascade serve "$@" > >(
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    case "$line" in
+      "listening http://"*)
+        echo "open ${line#listening }/ in a browser (REST under /v1, WebSocket /v1/ws, /metrics)" ;;
+    esac
+  done)

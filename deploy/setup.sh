@@ -10,10 +10,12 @@ packages=(
   libboost1.81-dev libsimdjson-dev libabsl-dev libconcurrentqueue-dev prometheus-cpp-dev
   libtomlplusplus-dev
   # tests and benchmarks
-  catch2 libbenchmark-dev python3 python3-websockets python3-numpy prometheus
+  catch2 libbenchmark-dev python3 python3-websockets python3-numpy python3-yaml prometheus
   wrk hyperfine valgrind clang libclang-rt-14-dev
   # the live page's test: a real browser, headless
   chromium
+  # deploy tests: systemd-analyze verify and security on deploy/systemd/cascade.service
+  systemd
 )
 
 sudo=()

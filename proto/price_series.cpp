@@ -63,8 +63,10 @@ absl::StatusOr<price_series> parse_price_series(std::string_view text, std::stri
   std::size_t ts_col = 0, price_col = 0;
   double ts_scale = 1.0;
   std::optional<std::size_t> update_col;
+  std::optional<std::size_t> symbol_col;
   if (column("USD_price") && column("timestamp")) {
     out.format = "hourly";
+    symbol_col = column("symbol");
     ts_col = *column("timestamp");
     price_col = *column("USD_price");
     ts_scale = 1e-3;
@@ -103,7 +105,16 @@ absl::StatusOr<price_series> parse_price_series(std::string_view text, std::stri
           source, i + 1, detail::cat("column '", header[price_col], "'"),
           detail::cat(detail::quoted(fields[price_col]), " is not a number > 0"));
     }
-    out.points.push_back({*ts * ts_scale, *price});
+    out.points.push_back({*ts * ts_scale, *price, i + 1});
+    if (symbol_col) {
+      const std::string_view sym = fields[*symbol_col];
+      if (out.points.size() == 1) {
+        out.symbol = std::string(sym);
+      } else if (out.symbol != sym) {
+        symbol_col.reset();  // several symbols: the file names no single asset
+        out.symbol.clear();
+      }
+    }
   }
   if (out.points.empty()) return detail::input_error(source, 0, "", "no prices after the header");
   if (out.format == "chainlink") {

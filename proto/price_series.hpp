@@ -5,12 +5,15 @@
 //   chainlink: ,round,answer,start,update,...      (answer / 10^decimals at `update`,
 //              unix s; rows with update == 0 are dropped; decimals 18 when answers
 //              exceed 1e15 (ETH-denominated feeds), else 8, unless given)
-// Points come out sorted by time. Pure functions; allocate; errors name the file, the
-// line and the column.
+// Points come out sorted by time, each with its line in the file (for messages about a
+// row). `symbol` is the hourly format's symbol column when every row has the same one
+// (empty otherwise, and in the other formats, which do not name the asset). Pure
+// functions; allocate; errors name the file, the line and the column.
 #pragma once
 
 #include <absl/status/statusor.h>
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,12 +22,14 @@
 namespace cascade::proto {
 
 struct price_point {
-  double ts = 0.0;     // unix seconds
-  double price = 0.0;  // > 0
+  double ts = 0.0;       // unix seconds
+  double price = 0.0;    // > 0
+  std::size_t line = 0;  // 1-based line of the file it came from
 };
 
 struct price_series {
   std::string format;  // "hourly", "klines" or "chainlink"
+  std::string symbol;  // the file's symbol column, when it has one value throughout
   std::vector<price_point> points;
 };
 

@@ -41,6 +41,14 @@ commands:
       proto/PROTOCOL.md); prints
       "listening http://ADDR:PORT" once ready, stops on SIGINT or SIGTERM.
       Environment: CASCADE_SERVER_<KEY>=VALUE, CASCADE_TOKENS=TOKEN:ROLE,...
+  replay FILE.csv ... --url ws://HOST:PORT/v1/ws [--token T] [--speed X]
+         [--max-wait S] [--asset SYM] [--rebase] [--watch] [--source NAME]
+         [--from T] [--to T] [--window N]
+      push recorded prices (the CSV formats of ../shared/data) into a running
+      server, one price message per row at X times the rows' spacing (default 1;
+      0: as fast as acknowledged; pauses cut to S seconds); --rebase scales each
+      series to start at the server's price; --watch prints alerts and cascades
+      as they come. Token: --token or CASCADE_TOKEN
   help
       this text
 
@@ -54,9 +62,8 @@ struct command {
 };
 
 constexpr command commands[] = {
-    {"demo", cmd_demo},     {"stress", cmd_stress}, {"curves", cmd_curves},
-    {"health", cmd_health}, {"gen", cmd_gen},       {"risk", cmd_risk},
-    {"serve", cmd_serve},
+    {"demo", cmd_demo}, {"stress", cmd_stress}, {"curves", cmd_curves}, {"health", cmd_health},
+    {"gen", cmd_gen},   {"risk", cmd_risk},     {"serve", cmd_serve},   {"replay", cmd_replay},
 };
 
 }  // namespace

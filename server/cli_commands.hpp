@@ -17,5 +17,6 @@ int cmd_curves(command_args args, std::ostream& out, std::ostream& err);
 int cmd_demo(command_args args, std::ostream& out, std::ostream& err);
 int cmd_risk(command_args args, std::ostream& out, std::ostream& err);
 int cmd_serve(command_args args, std::ostream& out, std::ostream& err);
+int cmd_replay(command_args args, std::ostream& out, std::ostream& err);
 
 }  // namespace cascade::server

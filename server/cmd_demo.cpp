@@ -15,8 +15,9 @@
 #include "engine/curves.hpp"
 #include "proto/report.hpp"
 #include "server/cli.hpp"
-#include "server/cli_inputs.hpp"
 #include "server/cli_commands.hpp"
+#include "server/cli_format.hpp"
+#include "server/cli_inputs.hpp"
 
 namespace cascade::server {
 
@@ -26,15 +27,6 @@ using clock_type = std::chrono::steady_clock;
 
 double ms_since(clock_type::time_point t0) {
   return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
-}
-
-// 1234567.8 -> "1.23M"; compact USD amounts for a terminal table.
-std::string usd(double v) {
-  const double a = std::abs(v);
-  if (a >= 1e9) return absl::StrFormat("%.2fB", v / 1e9);
-  if (a >= 1e6) return absl::StrFormat("%.2fM", v / 1e6);
-  if (a >= 1e3) return absl::StrFormat("%.1fk", v / 1e3);
-  return absl::StrFormat("%.2f", v);
 }
 
 // The asset with the most collateral value that has a pool: the natural one to shock.
@@ -155,8 +147,7 @@ int cmd_demo(command_args args, std::ostream& out, std::ostream& err) {
     const double ms = ms_since(t0);
     if (crit->shock) {
       out << absl::StrFormat("  %-8s %5.1f%%  (%s)  [%d cascades, %.0f ms]\n",
-                             m.assets()[as].symbol, *crit->shock * 100,
-                             critical_reason(*crit),
+                             m.assets()[as].symbol, *crit->shock * 100, critical_reason(*crit),
                              crit->cascades_run, ms);
     } else {
       out << absl::StrFormat("  %-8s none up to 90%%  [%d cascades, %.0f ms]\n",

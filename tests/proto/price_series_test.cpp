@@ -98,3 +98,25 @@ TEST_CASE("price series: every file in ../shared/data reads", "[proto][prices][d
   for (const auto& p : eth->points) low_close = std::min(low_close, p.price);
   CHECK(low_close < 110.0);  // the crash to the 80s-90s on 13 March 2020
 }
+
+TEST_CASE("price series: points keep their file line; an hourly file names its symbol",
+          "[proto][prices]") {
+  auto h =
+      parse_price_series("symbol,timestamp,USD_price\nWETH,2000,2.0\nWETH,1000,1.0\n", "h.csv");
+  REQUIRE(h.ok());
+  CHECK(h->symbol == "WETH");
+  REQUIRE(h->points.size() == 2);
+  CHECK(h->points[0].line == 3);  // sorted by time, each with the line it came from
+  CHECK(h->points[1].line == 2);
+  auto mixed =
+      parse_price_series("symbol,timestamp,USD_price\nWETH,1000,1.0\nWBTC,2000,2.0\n", "m.csv");
+  REQUIRE(mixed.ok());
+  CHECK(mixed->symbol.empty());  // several symbols: no single asset
+  auto rounds = parse_price_series(
+      ",round,answer,start,update,answeredInRound\n0,1,100000000,5,0,1\n1,2,200000000,9,9,2\n",
+      "c.csv");
+  REQUIRE(rounds.ok());
+  CHECK(rounds->symbol.empty());
+  REQUIRE(rounds->points.size() == 1);  // the unfinished round (line 2) is dropped
+  CHECK(rounds->points[0].line == 3);
+}
