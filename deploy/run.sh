@@ -17,13 +17,6 @@ if [ -z "${CASCADE_TOKENS:-}" ]; then
   export CASCADE_TOKENS="$(cat "$token_file"):admin"
   echo "run.sh: admin token for this run in $token_file" >&2
 fi
-# The server replaces this shell (Ctrl-C and SIGTERM reach it directly); its stdout goes
-# through a filter that, once it listens, adds the address of the page to open.
-exec build/release/cascade serve "$@" > >(
-  while IFS= read -r line; do
-    printf '%s\n' "$line"
-    case "$line" in
-      "listening http://"*)
-        echo "open ${line#listening }/ in a browser (REST under /v1, WebSocket /v1/ws, /metrics)" ;;
-    esac
-  done)
+# The server replaces this shell (Ctrl-C and SIGTERM reach it directly). Once it
+# listens it prints the live page's address (`cascade serve: the live page: http://...`).
+exec build/release/cascade serve "$@"
