@@ -1,6 +1,8 @@
 #include "proto/config.hpp"
 
 #include <absl/strings/str_cat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -84,6 +86,16 @@ const server_key* find_server_key(std::string_view name) {
   return nullptr;
 }
 
+// What the server can listen on: "localhost", or an IPv4 / IPv6 literal (an IPv6 one may
+// carry a %scope).
+bool is_ip_literal(const std::string& a) {
+  if (a == "localhost") return true;
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, a.c_str(), buf) == 1) return true;
+  const std::string v6 = a.substr(0, a.find('%'));
+  return inet_pton(AF_INET6, v6.c_str(), buf) == 1;
+}
+
 struct server_value {
   std::string text;
   std::int64_t integer = 0;
@@ -95,6 +107,12 @@ std::string set_server_value(server_settings& s, const server_key& k, const serv
   switch (k.kind) {
     case server_kind::text:
       if (v.text.empty()) return "the address is empty";
+      // Checked here, so a bad address is refused before the book is loaded; the server
+      // resolves no names (start-up never waits on DNS).
+      if (!is_ip_literal(v.text)) {
+        return detail::cat(detail::quoted(v.text),
+                           " is not an IP address (an IPv4 or IPv6 literal, or localhost)");
+      }
       s.bind = v.text;
       return {};
     case server_kind::role: {

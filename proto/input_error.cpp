@@ -58,9 +58,14 @@ std::size_t line_of(std::string_view text, std::size_t offset) {
 }
 
 std::string quoted(std::string_view s) {
-  constexpr std::size_t max_shown = 64;
+  std::size_t shown = std::min<std::size_t>(s.size(), 64);
+  // Cut on a character boundary: a UTF-8 input stays UTF-8 (the server puts these in
+  // JSON answers).
+  while (shown < s.size() && shown > 0 && (static_cast<unsigned char>(s[shown]) & 0xC0) == 0x80) {
+    --shown;
+  }
   std::string out = "'";
-  for (std::size_t i = 0; i < s.size() && i < max_shown; ++i) {
+  for (std::size_t i = 0; i < shown; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == 0x7F) {
       constexpr std::string_view hex = "0123456789abcdef";
@@ -71,7 +76,7 @@ std::string quoted(std::string_view s) {
       out += static_cast<char>(c);
     }
   }
-  if (s.size() > max_shown) out += "...";
+  if (s.size() > shown) out += "...";
   out += '\'';
   return out;
 }

@@ -24,6 +24,8 @@ std::vector<std::string_view> split(std::string_view line) {
   }
 }
 
+constexpr double max_unix_s = 253402300799.0;  // 9999-12-31T23:59:59Z
+
 std::optional<double> number(std::string_view s) {
   double v = 0.0;
   const auto res = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -99,6 +101,14 @@ absl::StatusOr<price_series> parse_price_series(std::string_view text, std::stri
                                  detail::cat(detail::quoted(fields[ts_col]), " is not a number"));
     }
     if (update_col && *ts == 0.0) continue;  // a round that never completed
+    // A price server refuses a tick's ts outside these; a replay must not find out
+    // half-way through the file.
+    if (const double t = *ts * ts_scale; !(t >= 0.0 && t <= max_unix_s)) {
+      return detail::input_error(
+          source, i + 1, detail::cat("column '", header[ts_col], "'"),
+          detail::cat(detail::quoted(fields[ts_col]), " is not a time from 1970 to 9999-12-31 (unix ",
+                      ts_scale == 1.0 ? "seconds" : "milliseconds", ")"));
+    }
     const auto price = number(fields[price_col]);
     if (!price || !(*price > 0.0)) {
       return detail::input_error(

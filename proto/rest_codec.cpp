@@ -823,10 +823,20 @@ std::string_view critical_reason(const critical_shock& c) {
   return c.bad_debt ? "bad debt" : "amplifies";
 }
 
-std::optional<std::string> decode_path_segment(std::string_view raw) {
+decoded<std::string> decode_path_segment(std::string_view raw, std::string_view what) {
+  const auto refuse = [&](std::string_view why) {
+    return wire_error{error_code::bad_request, detail::cat(what, " ", why)};
+  };
   std::string out;
-  if (raw.find('/') != std::string_view::npos || !percent_decode(raw, out, false)) {
-    return std::nullopt;
+  if (raw.empty()) return refuse("is empty");
+  if (raw.find('/') != std::string_view::npos) {
+    return refuse("holds an unescaped '/' (write it %2F)");
+  }
+  if (!percent_decode(raw, out, false)) {
+    return refuse(detail::cat("has a bad %-escape: ", detail::wire_quoted(raw)));
+  }
+  if (!simdjson::validate_utf8(out.data(), out.size())) {
+    return refuse(detail::cat("is not UTF-8 once %-decoded: ", detail::wire_quoted(raw)));
   }
   return out;
 }

@@ -62,8 +62,10 @@ using query_params = std::vector<std::pair<std::string, std::string>>;
                                                  std::span<const std::string_view> known);
 
 // One %-escaped path segment (e.g. the id of /v1/positions/{id}); '+' stays '+'.
-// nullopt on a bad escape or an unescaped '/'.
-[[nodiscard]] std::optional<std::string> decode_path_segment(std::string_view raw);
+// bad_request, naming `what`, when it is empty, holds an unescaped '/' or a bad escape,
+// or is not UTF-8 once decoded (no JSON string could hold it).
+[[nodiscard]] decoded<std::string> decode_path_segment(std::string_view raw,
+                                                       std::string_view what);
 
 // GET /v1/positions query: max_hf (finite > 0, default 1.1), protocol, asset, limit
 // (1..10000, default 100), cursor (from encode_positions_page).

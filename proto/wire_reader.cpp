@@ -556,6 +556,13 @@ fault tick_reader::field(wire_reader& r, std::string_view k, od::value& v) {
         return r.error(error_code::bad_request,
                        detail::cat("must be unix seconds >= 0, got ", tick_.ts));
       }
+      if (tick_.ts > max_ts) {
+        std::string got;
+        append_json_number(got, tick_.ts);  // all its digits: 6 could read as max_ts
+        return r.error(error_code::bad_request,
+                       detail::cat("must be unix seconds up to ", static_cast<std::int64_t>(max_ts),
+                                   " (9999-12-31), got ", got));
+      }
       return std::nullopt;
     }
   }

@@ -153,10 +153,13 @@ class wire_reader {
 
 // The fields of one price tick ({asset, price, source?, ts?}), fed one key at a time so
 // that the same rules apply to the ticks of a `prices` array and to a `price` frame,
-// whose tick fields sit beside `op` and `id`. `source` is 1..max_source_bytes.
+// whose tick fields sit beside `op` and `id`. `source` is 1..max_source_bytes; `ts` is
+// 0..max_ts (a source's later ticks older than one it sent are ignored, so one absurd
+// future ts would silence that source for good).
 class tick_reader {
  public:
   static constexpr std::size_t max_source_bytes = 128;
+  static constexpr double max_ts = 253402300799.0;  // 9999-12-31T23:59:59Z
   static constexpr std::array<std::string_view, 4> names{"asset", "price", "source", "ts"};
 
   tick_reader(const market& m, std::string_view default_source)

@@ -169,6 +169,19 @@ void app::impl::route(http_request& req, const http_reply& reply) {
   const std::string_view method = req.method;
   const bool get = method == "GET" || method == "HEAD";
 
+  // RFC 3986: a target is printable ASCII, anything else %-escaped. Refused first, so no
+  // answer ever echoes raw bytes that may not be UTF-8.
+  for (const std::string_view part : {path, std::string_view(req.query)}) {
+    for (const char ch : part) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c <= 0x20 || c >= 0x7F) {
+        return refuse(reply, error_code::bad_request,
+                      absl::StrCat("the request target holds the byte 0x",
+                                   absl::Hex(c, absl::kZeroPad2), ": %-escape it (RFC 3986)"));
+      }
+    }
+  }
+
   if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
     if (!get) return refuse(reply, error_code::method_not_allowed, "use GET");
     if (path == "/healthz") return reply(json(200, R"({"status":"ok"})"));
@@ -211,6 +224,17 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     return false;
   };
 
+  // Every route under /v1 but GET /v1/positions and /v1/curves takes no parameters: one
+  // given anyway is refused rather than ignored (a filter the route does not have).
+  const auto no_query = [&] {
+    auto q = proto::decode_query(req.query, {});
+    if (const auto* e = std::get_if<wire_error>(&q)) {
+      reply(refuse(*e));
+      return false;
+    }
+    return true;
+  };
+
   const auto method_is = [&](std::initializer_list<std::string_view> allowed) {
     for (auto m : allowed) {
       if (method == m || (m == "GET" && method == "HEAD")) return true;
@@ -223,7 +247,7 @@ void app::impl::route(http_request& req, const http_reply& reply) {
   };
 
   if (path == "/v1/assets") {
-    if (!method_is({"GET"}) || !need(role::read)) return;
+    if (!method_is({"GET"}) || !need(role::read) || !no_query()) return;
     submit({now_ns(), query_cmd{[reply](const engine_view& v) {
               reply(json(200, proto::encode_assets(v.b)));
             }}},
@@ -231,11 +255,11 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     return;
   }
   if (path == "/v1/protocols") {
-    if (!method_is({"GET"}) || !need(role::read)) return;
+    if (!method_is({"GET"}) || !need(role::read) || !no_query()) return;
     return reply(json(200, proto::encode_protocols(mkt())));
   }
   if (path == "/v1/summary") {
-    if (!method_is({"GET"}) || !need(role::read)) return;
+    if (!method_is({"GET"}) || !need(role::read) || !no_query()) return;
     submit({now_ns(), query_cmd{[reply](const engine_view& v) {
               reply(json(200, proto::encode_summary(v.b, v.seq)));
             }}},
@@ -243,7 +267,7 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     return;
   }
   if (path == "/v1/oracles") {
-    if (!method_is({"GET"}) || !need(role::read)) return;
+    if (!method_is({"GET"}) || !need(role::read) || !no_query()) return;
     submit({now_ns(), query_cmd{[reply](const engine_view& v) {
               reply(json(200, proto::encode_oracles(v.b, v.oracles, v.seq)));
             }}},
@@ -251,7 +275,7 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     return;
   }
   if (path == "/v1/hidden") {
-    if (!method_is({"GET"}) || !need(role::read)) return;
+    if (!method_is({"GET"}) || !need(role::read) || !no_query()) return;
     submit({now_ns(), query_cmd{[reply](const engine_view& v) {
               reply(json(200, proto::encode_hidden(v.b, v.seq)));
             }}},
@@ -259,7 +283,7 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     return;
   }
   if (path == "/v1/digest") {
-    if (!method_is({"GET"}) || !need(role::read)) return;
+    if (!method_is({"GET"}) || !need(role::read) || !no_query()) return;
     submit({now_ns(), query_cmd{[reply](const engine_view& v) {
               proto::json_writer w;
               char hex[17];
@@ -276,7 +300,7 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     return;
   }
   if (path == "/v1/cascade") {
-    if (!method_is({"GET"}) || !need(role::read)) return;
+    if (!method_is({"GET"}) || !need(role::read) || !no_query()) return;
     const market* m = &mkt();
     submit({now_ns(), projection_cmd{[reply, m](const proto::cascade_event& c, std::uint64_t seq) {
               reply(json(200, proto::encode_projection(c, seq, *m)));
@@ -289,15 +313,15 @@ void app::impl::route(http_request& req, const http_reply& reply) {
     return get_curves(req, reply);
   }
   if (path == "/v1/risk") {
-    if (!method_is({"GET"}) || !need(role::read)) return;
+    if (!method_is({"GET"}) || !need(role::read) || !no_query()) return;
     return get_risk(reply);
   }
   if (path == "/v1/prices") {
-    if (!method_is({"POST"}) || !need(role::price)) return;
+    if (!method_is({"POST"}) || !need(role::price) || !no_query()) return;
     return post_prices(req, reply);
   }
   if (path == "/v1/stress") {
-    if (!method_is({"POST"}) || !need(role::read)) return;
+    if (!method_is({"POST"}) || !need(role::read) || !no_query()) return;
     return post_stress(req, reply);
   }
   if (path == "/v1/positions") {
@@ -306,12 +330,12 @@ void app::impl::route(http_request& req, const http_reply& reply) {
       if (!need(role::read)) return;
       return get_positions(req, reply);
     }
-    if (!need(role::admin)) return;
+    if (!need(role::admin) || !no_query()) return;
     return write_positions(req, reply);
   }
   if (path.starts_with("/v1/positions/")) {
     if (!method_is({"GET", "DELETE"})) return;
-    if (!need(get ? role::read : role::admin)) return;
+    if (!need(get ? role::read : role::admin) || !no_query()) return;
     return write_positions(req, reply);
   }
   refuse(reply, error_code::not_found, proto::detail::cat("no resource at '", path, "'"));
@@ -379,17 +403,15 @@ void app::impl::write_positions(http_request& req, const http_reply& reply) {
     return;
   }
   // One path segment: an id holding '/' is written %2F there.
-  const auto id = proto::decode_path_segment(
-      std::string_view(req.path).substr(std::string_view("/v1/positions/").size()));
-  if (!id || id->empty()) {
-    return refuse(reply, error_code::bad_request,
-                  "the position id in the path is empty, badly %-escaped, or holds an "
-                  "unescaped '/' (write it %2F)");
-  }
+  auto segment = proto::decode_path_segment(
+      std::string_view(req.path).substr(std::string_view("/v1/positions/").size()),
+      "the position id in the path");
+  if (const auto* e = std::get_if<wire_error>(&segment)) return reply(refuse(*e));
+  const std::string& id = std::get<std::string>(segment);
   if (req.method == "DELETE") {
     submit({ingest,
-            remove_cmd{{*id},
-                       [this, reply, key = *id](const apply_result& r) {
+            remove_cmd{{id},
+                       [this, reply, key = id](const apply_result& r) {
                          if (r.error) return reply(refuse(*r.error));
                          proto::json_writer w;
                          w.begin_object().field("removed", key).field("seq", r.seq).end_object();
@@ -398,7 +420,7 @@ void app::impl::write_positions(http_request& req, const http_reply& reply) {
            reply);
     return;
   }
-  submit({ingest, query_cmd{[this, reply, key = *id](const engine_view& v) {
+  submit({ingest, query_cmd{[this, reply, key = id](const engine_view& v) {
             const auto row = v.b.find(key);
             if (!row) {
               return refuse(reply, error_code::unknown_position,

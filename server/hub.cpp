@@ -134,13 +134,23 @@ std::optional<proto::wire_error> hub::resume(const std::shared_ptr<ws_peer>& pee
                                              std::uint64_t from_seq) {
   {
     std::lock_guard lock(mu_);
-    const std::uint64_t oldest = ring_.empty() ? last_seq_.load() + 1 : ring_.front().seq;
+    const std::uint64_t last = last_seq_.load();
+    const std::uint64_t oldest = ring_.empty() ? last + 1 : ring_.front().seq;
     // Events in [from_seq, oldest) existed and were evicted.
     if (std::max<std::uint64_t>(from_seq, 1) < oldest) {
       return proto::wire_error{
           proto::error_code::resume_unavailable,
           proto::detail::cat("from_seq ", from_seq,
                              " is no longer retained: the oldest event kept is ", oldest)};
+    }
+    // A seq this server never published: the client's history is another run's (the
+    // server restarted). Acknowledging it would let the client drop new events as
+    // repeats of seqs it saw before.
+    if (from_seq > last + 1) {
+      return proto::wire_error{
+          proto::error_code::resume_unavailable,
+          proto::detail::cat("from_seq ", from_seq, " is past the last event published, ", last,
+                             " (the server may have restarted): subscribe afresh")};
     }
   }
   const std::uint64_t id = peer->id();

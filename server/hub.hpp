@@ -55,7 +55,8 @@ class hub {
   void subscribe(std::uint64_t peer_id, proto::subscription sub);
   void unsubscribe(std::uint64_t peer_id, std::uint8_t channels);
   // Replays retained events from from_seq on (per the peer's subscription), then live.
-  // Refused when from_seq is older than the oldest event retained.
+  // Refused when from_seq is older than the oldest event retained, or later than the
+  // next seq to be published.
   [[nodiscard]] std::optional<proto::wire_error> resume(const std::shared_ptr<ws_peer>& peer,
                                                         std::uint64_t from_seq);
 

@@ -226,6 +226,12 @@ net_metrics metrics::for_net() {
   n.ws_gaps = &ws_gaps;
   n.http_requests = &http_requests;
   n.connections_refused = &connections_refused;
+  n.refused = [this](std::string_view code) {
+    for (int c = 0; c <= static_cast<int>(proto::error_code::internal); ++c) {
+      const auto e = static_cast<proto::error_code>(c);
+      if (proto::to_string(e) == code) return error(e).Increment();
+    }
+  };
   return n;
 }
 

@@ -101,6 +101,21 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// Why a present Authorization header gives no bearer token (called only when it gives none).
+std::string authorization_problem(std::string_view auth) {
+  auth = trim(auth);
+  const std::string_view scheme = auth.substr(0, auth.find_first_of(" \t"));
+  if (iequals(scheme, "bearer")) return "the Authorization header holds no token after 'Bearer'";
+  // The credentials are never echoed; the scheme only when it is a plain word.
+  const bool plain = !scheme.empty() && scheme.size() <= 32 &&
+                     std::all_of(scheme.begin(), scheme.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-';
+                     });
+  std::string why = "the Authorization header must be 'Bearer TOKEN'";
+  if (plain) why.append(", not scheme '").append(scheme).append("'");
+  return why;
+}
+
 // "Bearer T" with any case of the scheme; empty for other schemes.
 std::string bearer_token(std::string_view auth) {
   auth = trim(auth);
@@ -359,6 +374,12 @@ class websocket_session final : public session_base,
     // Every way a connection ends ends the read loop: a close from either side, a frame
     // over the limit (Beast has sent close 1009 by now), a timeout, a reset, an abort.
     if (ec) {
+      // Beast has closed with 1009 / 1007: count them as the refusals they are.
+      if (st_.metrics.refused && ec == websocket::error::message_too_big) {
+        st_.metrics.refused("too_large");
+      } else if (st_.metrics.refused && ec == websocket::error::bad_frame_payload) {
+        st_.metrics.refused("bad_json");
+      }
       finish();
       return;
     }
@@ -598,6 +619,10 @@ class http_session final : public session_base, public std::enable_shared_from_t
     r.path = std::string(target.substr(0, q));
     if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
     r.token = bearer_token(req[http::field::authorization]);
+    if (r.token.empty() && !trim(req[http::field::authorization]).empty()) {
+      // Never served as anonymous: the client meant to authenticate.
+      return send_error(401, "unauthorized", authorization_problem(req[http::field::authorization]));
+    }
     r.content_type = std::string(req[http::field::content_type]);
     r.if_none_match = std::string(req[http::field::if_none_match]);
 
@@ -658,6 +683,7 @@ class http_session final : public session_base, public std::enable_shared_from_t
 
   void send_error(unsigned status, std::string_view code, const std::string& message) {
     keep_alive_ = false;
+    if (st_.metrics.refused) st_.metrics.refused(code);
     http_response r;
     r.status = status;
     r.body = error_json(code, message);

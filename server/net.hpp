@@ -106,6 +106,10 @@ struct net_metrics {
   prometheus::Counter* ws_gaps = nullptr;            // gap messages sent
   prometheus::Counter* http_requests = nullptr;
   prometheus::Counter* connections_refused = nullptr;  // over max_connections
+  // Called with the error code of each refusal the edge makes itself (a malformed
+  // request, a body, header or frame over its limit, a text frame that is not UTF-8, an
+  // Authorization header that is not Bearer), so they count with the handler's.
+  std::function<void(std::string_view code)> refused;
 };
 
 class net_server {

@@ -152,6 +152,10 @@ TEST_CASE("[server] values out of range are refused the same from TOML and from 
       {"anonymous_role", R"("guest")", "guest",
        "unknown role 'guest' (expected none, read, price or admin)"},
       {"bind", R"("")", "", "the address is empty"},
+      {"bind", R"("999.1.1.1")", "999.1.1.1",
+       "'999.1.1.1' is not an IP address (an IPv4 or IPv6 literal, or localhost)"},
+      {"bind", R"("example.com")", "example.com",
+       "'example.com' is not an IP address (an IPv4 or IPv6 literal, or localhost)"},
   };
   for (const bad_value& c : cases) {
     INFO(c.key << " = " << c.toml);

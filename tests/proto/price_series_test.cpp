@@ -58,6 +58,14 @@ TEST_CASE("price series: bad files are refused with line and column",
       {"symbol,timestamp,USD_price\nWETH,1,nan\n", "is not a number > 0"},
       {"symbol,timestamp,USD_price\nWETH,1\n", "p.csv:2: 2 fields, the header has 3"},
       {"symbol,timestamp,USD_price\n", "no prices after the header"},
+      {"symbol,timestamp,USD_price\nWETH,-5,1.0\n",
+       "p.csv:2: column 'timestamp': '-5' is not a time from 1970 to 9999-12-31 (unix "
+       "milliseconds)"},
+      {"open_time_ms,open,high,low,close\n1e30,1,1,1,1\n",
+       "p.csv:2: column 'open_time_ms': '1e30' is not a time from 1970 to 9999-12-31"},
+      {",round,answer,start,update\n0,1,5,1,253402300800\n",
+       "p.csv:2: column 'update': '253402300800' is not a time from 1970 to 9999-12-31 (unix "
+       "seconds)"},
   };
   for (const auto& c : cases) {
     const auto r = parse_price_series(c.text, "p.csv");

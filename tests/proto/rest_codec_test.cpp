@@ -484,10 +484,24 @@ TEST_CASE("critical_reason names why a shock is critical", "[rest_codec]") {
 }
 
 TEST_CASE("a path segment decodes %-escapes, keeps '+' and refuses a raw '/'", "[rest_codec]") {
-  CHECK(proto::decode_path_segment("b%2Fc") == std::optional<std::string>("b/c"));
-  CHECK(proto::decode_path_segment("a+b%20c") == std::optional<std::string>("a+b c"));
-  CHECK(proto::decode_path_segment("") == std::optional<std::string>(""));
-  CHECK_FALSE(proto::decode_path_segment("b/c"));
-  CHECK_FALSE(proto::decode_path_segment("bad%2"));
-  CHECK_FALSE(proto::decode_path_segment("bad%zz"));
+  const auto ok = [](std::string_view raw) {
+    auto r = proto::decode_path_segment(raw, "the id");
+    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "(refused)";
+  };
+  const auto refused = [](std::string_view raw) {
+    auto r = proto::decode_path_segment(raw, "the id");
+    const auto* e = std::get_if<proto::wire_error>(&r);
+    REQUIRE(e != nullptr);
+    CHECK(e->code == proto::error_code::bad_request);
+    return e->message;
+  };
+  CHECK(ok("b%2Fc") == "b/c");
+  CHECK(ok("a+b%20c") == "a+b c");
+  CHECK(ok("%C3%A9") == "\xC3\xA9");
+  CHECK(refused("") == "the id is empty");
+  CHECK(refused("b/c") == "the id holds an unescaped '/' (write it %2F)");
+  CHECK(refused("bad%2") == "the id has a bad %-escape: 'bad%2'");
+  CHECK(refused("bad%zz") == "the id has a bad %-escape: 'bad%zz'");
+  // No JSON string can hold it, so no position has it; the answer must stay JSON.
+  CHECK(refused("%ff") == "the id is not UTF-8 once %-decoded: '%ff'");
 }

@@ -257,6 +257,10 @@ TEST_CASE("structural refusals get bad_request naming the field", "[ws_codec]") 
         "price: expected a number, got a string");
   CHECK(refused(R"({"op":"price","asset":"ETH","price":1,"ts":-1})", error_code::bad_request) ==
         "ts: must be unix seconds >= 0, got -1");
+  // A ts past 9999 would set the source's clock so far ahead that its later ticks are
+  // all ignored as older.
+  CHECK(refused(R"({"op":"price","asset":"ETH","price":1,"ts":1e18})", error_code::bad_request) ==
+        "ts: must be unix seconds up to 253402300799 (9999-12-31), got 1e+18");
   CHECK(refused(R"({"op":"price","asset":"ETH","price":1,"source":""})", error_code::bad_request) ==
         "source: must be a string of 1 to 128 bytes, got 0 bytes");
   CHECK(refused(R"({"op":"price","asset":"ETH","price":1,"ts":1e999})", error_code::bad_request) ==

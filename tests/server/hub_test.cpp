@@ -132,6 +132,11 @@ TEST_CASE("resume replays retained events and refuses what the ring lost", "[hub
   for (const auto& e : p->replayed_) replayed.push_back(e.first);
   CHECK(replayed == std::vector<std::uint64_t>{8, 9, 10});
   CHECK_FALSE(h.resume(p, 11));  // nothing missed yet: fine, live from here
+  // A seq never published (a client of an earlier run of the server) is refused.
+  const auto future = h.resume(p, 12);
+  REQUIRE(future);
+  CHECK(future->code == proto::error_code::resume_unavailable);
+  CHECK_THAT(future->message, Catch::Contains("from_seq 12 is past the last event published, 10"));
   h.stop();
 }
 

@@ -352,7 +352,15 @@ TEST_CASE("net: the bearer token reaches the handler", "[net]") {
   CHECK_THAT(get(ioc, f.port, "/echo", "Bearer s3cret").body(),
              Catch::Contains(R"("token":"s3cret")"));
   CHECK_THAT(get(ioc, f.port, "/echo", "bEaReR   t2 ").body(), Catch::Contains(R"("token":"t2")"));
-  CHECK_THAT(get(ioc, f.port, "/echo", "Basic dXNlcg==").body(), Catch::Contains(R"("token":"")"));
+  // Another scheme is refused at the edge, never served as anonymous (the client meant to
+  // authenticate); the credentials are not echoed.
+  const auto basic = get(ioc, f.port, "/echo", "Basic dXNlcg==");
+  CHECK(basic.result_int() == 401);
+  CHECK_THAT(basic.body(), Catch::Contains("the Authorization header must be 'Bearer TOKEN', "
+                                           "not scheme 'Basic'"));
+  CHECK_THAT(basic.body(), !Catch::Contains("dXNlcg"));
+  CHECK_THAT(get(ioc, f.port, "/echo", "Bearer").body(),
+             Catch::Contains("the Authorization header holds no token after 'Bearer'"));
 }
 
 TEST_CASE("net: malformed HTTP gets 400 and the connection closes", "[net]") {
