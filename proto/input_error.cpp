@@ -123,7 +123,10 @@ spec_fault locate_protocol_fault(const market& m, const protocol_spec& spec) {
     return {spec_field::full_liquidation_hf};
   }
   for (std::size_t i = 0; i < spec.assets.size(); ++i) {
-    const auto& [symbol, params] = spec.assets[i];
+    // Named references, not a structured binding: clang 14 (the fuzz preset) cannot
+    // capture a binding in the lambda below.
+    const auto& symbol = spec.assets[i].first;
+    const auto& params = spec.assets[i].second;
     const bool repeated =
         std::any_of(spec.assets.begin(), spec.assets.begin() + static_cast<std::ptrdiff_t>(i),
                     [&](const auto& e) { return e.first == symbol; });
