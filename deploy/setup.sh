@@ -11,7 +11,9 @@ packages=(
   libtomlplusplus-dev
   # tests and benchmarks
   catch2 libbenchmark-dev python3 python3-websockets python3-numpy python3-yaml prometheus
-  wrk hyperfine valgrind clang libclang-rt-14-dev
+  wrk hyperfine valgrind
+  # fuzz targets (fuzz/): clang with its libFuzzer and sanitizer runtimes
+  clang libclang-rt-14-dev
   # the live page's test: a real browser, headless
   chromium
   # deploy tests: systemd-analyze verify and security on deploy/systemd/cascade.service

@@ -58,11 +58,12 @@ std::size_t line_of(std::string_view text, std::size_t offset) {
 }
 
 std::string quoted(std::string_view s) {
-  std::size_t shown = std::min<std::size_t>(s.size(), 64);
-  // Cut on a character boundary: a UTF-8 input stays UTF-8 (the server puts these in
-  // JSON answers).
-  while (shown < s.size() && shown > 0 && (static_cast<unsigned char>(s[shown]) & 0xC0) == 0x80) {
-    --shown;
+  constexpr std::size_t max_shown = 64;
+  // A long text is cut at a character boundary: the loaders check that their input is
+  // UTF-8, and a message cut inside a character would not be (it may end up in JSON).
+  std::size_t shown = std::min(s.size(), max_shown);
+  if (shown < s.size()) {
+    while (shown > 0 && (static_cast<unsigned char>(s[shown]) & 0xC0) == 0x80) --shown;
   }
   std::string out = "'";
   for (std::size_t i = 0; i < shown; ++i) {
@@ -76,7 +77,7 @@ std::string quoted(std::string_view s) {
       out += static_cast<char>(c);
     }
   }
-  if (s.size() > shown) out += "...";
+  if (shown < s.size()) out += "...";
   out += '\'';
   return out;
 }
@@ -123,7 +124,10 @@ spec_fault locate_protocol_fault(const market& m, const protocol_spec& spec) {
     return {spec_field::full_liquidation_hf};
   }
   for (std::size_t i = 0; i < spec.assets.size(); ++i) {
-    const auto& [symbol, params] = spec.assets[i];
+    // Named references, not a structured binding: clang 14 (the fuzz preset) cannot
+    // capture a binding in the lambda below.
+    const auto& symbol = spec.assets[i].first;
+    const auto& params = spec.assets[i].second;
     const bool repeated =
         std::any_of(spec.assets.begin(), spec.assets.begin() + static_cast<std::ptrdiff_t>(i),
                     [&](const auto& e) { return e.first == symbol; });

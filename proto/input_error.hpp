@@ -62,7 +62,7 @@ void append(std::string* out, const T&... v) {
 // The 1-based line of byte `offset` in `text` (offsets past the end count as the end).
 [[nodiscard]] std::size_t line_of(std::string_view text, std::size_t offset);
 
-// `s` in single quotes for a message, cut to a readable length (on a UTF-8 character
+// `s` in single quotes for a message, cut to a readable length (at a UTF-8 character
 // boundary), control bytes escaped.
 [[nodiscard]] std::string quoted(std::string_view s);
 

@@ -3,6 +3,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/strings/str_cat.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <array>
@@ -56,6 +57,7 @@ class csv_parser {
     return detail::input_error(source_, line_no_, detail::cat("column '", column_names[c], "'"),
                                reason);
   }
+  absl::Status not_utf8(const char* p, const char* end);
   absl::Status read_header(std::string_view line);
   absl::Status read_row(std::string_view line);
   absl::Status read_amount(column c, std::string_view field, double& out) const;
@@ -80,6 +82,19 @@ class csv_parser {
   protocol_id last_protocol_id_;
   asset_id last_asset_id_;
 };
+
+// The refusal of text that is not UTF-8, naming the first line that is not. A line end
+// is never part of a multi-byte sequence, so that line holds the fault.
+absl::Status csv_parser::not_utf8(const char* p, const char* end) {
+  constexpr std::string_view reason =
+      "not valid UTF-8: ids, owners and names are UTF-8 text (they are sent as JSON)";
+  while (p != end) {
+    const std::string_view line = next_line(p, end);
+    if (!simdjson::validate_utf8(line.data(), line.size())) return fail(reason);
+    ++line_no_;
+  }
+  return fail(reason);
+}
 
 absl::Status csv_parser::read_header(std::string_view line) {
   if (line.empty()) return fail(detail::cat("the header line is empty: ", expected_columns));
@@ -133,6 +148,10 @@ absl::Status csv_parser::read_row(std::string_view line) {
   if (line.empty()) return fail("blank line: every row is one leg");
   if (std::memchr(line.data(), '"', line.size()) != nullptr) {
     return fail("a quote character: quoted fields are not supported (ids hold no commas)");
+  }
+  // The writer cannot write a CR inside a field (it would read back as a line end).
+  if (std::memchr(line.data(), '\r', line.size()) != nullptr) {
+    return fail("a carriage return inside the row: a line ends with \\n or \\r\\n only");
   }
   std::array<std::string_view, column_count> f{};
   const char* q = line.data();
@@ -219,6 +238,7 @@ absl::StatusOr<std::vector<position_input>> csv_parser::run() {
   constexpr std::string_view bom = "\xEF\xBB\xBF";
   if (text_.substr(0, bom.size()) == bom) p += bom.size();
   if (p == end) return fail(detail::cat("empty file: ", expected_columns));
+  if (!simdjson::validate_utf8(p, static_cast<std::size_t>(end - p))) return not_utf8(p, end);
   if (auto s = read_header(next_line(p, end)); !s.ok()) return s;
   // At most one position per row. Reserving that much address space up front avoids
   // moving a large array as it grows; pages that are never written cost nothing.

@@ -4,14 +4,18 @@
 // need not be adjacent: positions come out in order of their id's first row, legs in
 // row order, and every row of an id must agree on protocol and owner. Amounts are
 // finite numbers >= 0 in plain decimal or exponent form (std::from_chars). A trailing
-// newline, CRLF line ends and a UTF-8 byte-order mark are accepted; quoting is not
-// (ids never hold commas), and a quote character is refused with its own message.
+// newline, CRLF line ends and a UTF-8 byte-order mark are accepted; a CR anywhere else
+// in a row is refused, and so is quoting (ids never hold commas): a quote character is
+// refused with its own message. The text must be UTF-8 (ids and owners end up in JSON);
+// the first line that is not is named.
 //
-// The parser is a single pass over the bytes (memchr, from_chars, one hash lookup per
-// new id), built for files of millions of rows. Errors read
+// The parser is a UTF-8 check (simdjson, at memory speed) and then a single pass over
+// the bytes (memchr, from_chars, one hash lookup per new id), built for files of
+// millions of rows. Errors read
 //   positions.csv:7: column 'debt': 'abc' is not a number
 // The writer emits the same format with doubles in shortest round-trip form, so
-// write -> parse gives back identical positions.
+// write -> parse gives back identical positions, and whatever the parser accepts the
+// writer writes back.
 //
 // Pure functions: any thread, no shared state. They allocate; they throw nothing but
 // std::bad_alloc.

@@ -463,7 +463,9 @@ fault wire_reader::read_scalar_json(od::value& v, std::string& out) {
       } else if (v.get_uint64().get(u) == simdjson::SUCCESS) {
         detail::append(&out, u);
       } else if (v.get_double().get(d) == simdjson::SUCCESS && std::isfinite(d)) {
-        append_json_number(out, d);
+        // -0 and 0 are one number, echoed as 0 (as the integer -0 is), so that the
+        // canonical form sent back is echoed unchanged.
+        append_json_number(out, d == 0.0 ? 0.0 : d);
       } else {
         return error(error_code::bad_request, detail::cat("must be a finite number, got ", raw,
                                                           " (beyond the range of a double)"));

@@ -82,8 +82,8 @@ class wire_reader {
   // A known asset or protocol, else unknown_asset / unknown_protocol.
   [[nodiscard]] fault read_asset(od::value& v, const market& m, asset_id& out);
   [[nodiscard]] fault read_protocol(od::value& v, const market& m, protocol_id& out);
-  // A scalar re-encoded canonically (numbers shortest, strings re-escaped); bad_request
-  // for an object or an array.
+  // A scalar re-encoded canonically (numbers shortest, -0 as 0, strings re-escaped): the
+  // result read again gives itself. bad_request for an object or an array.
   [[nodiscard]] fault read_scalar_json(od::value& v, std::string& out);
   // Walks any value (bounded depth), so that malformed JSON under an unused field is
   // still refused.

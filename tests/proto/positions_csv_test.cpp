@@ -1,5 +1,7 @@
 #include "proto/positions_csv.hpp"
 
+#include <simdjson.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -97,6 +99,85 @@ TEST_CASE("positions CSV takes columns in any order, CRLF, a BOM and no final ne
 
   const auto header_only = must(parse_positions_csv("id,protocol,asset,collateral,debt\n", m, "h"));
   CHECK(header_only.empty());
+}
+
+// Found by fuzz/fuzz_positions_csv: text that is not UTF-8 was read, so an id or owner
+// holding such bytes reached the book and then JSON (alerts, GET /v1/positions), and a
+// header of such bytes came back in the error message. Now refused, naming the line.
+TEST_CASE("positions CSV refuses text that is not UTF-8, naming the line",
+          "[proto][csv][fuzz-regression]") {
+  const cascade::market m = multi_market();
+  const struct {
+    std::string text;
+    std::string where;
+  } cases[] = {
+      {"\x89", "bad.csv:1: "},  // the fuzzer's input, minimized
+      {"id,protocol,asset,collateral,debt\n"
+       "a,aave-v3,ETH,1,0\n"
+       "p\xff"
+       "1,aave-v3,ETH,1,0\n",
+       "bad.csv:3: "},
+      {"id,protocol,asset,collateral,debt,owner\r\n"
+       "a,aave-v3,ETH,1,0,0x\xC3\x28\r\n",
+       "bad.csv:2: "},
+  };
+  for (const auto& c : cases) {
+    const auto ps = parse_positions_csv(c.text, m, "bad.csv");
+    REQUIRE_FALSE(ps.ok());
+    const std::string message(ps.status().message());
+    CHECK(message.rfind(c.where, 0) == 0);
+    CHECK_THAT(message, Catch::Contains("not valid UTF-8"));
+    CHECK(message.find('\xff') == std::string::npos);
+    CHECK(message.find('\x89') == std::string::npos);
+  }
+  // Multi-byte UTF-8 in ids and owners is text like any other.
+  const auto ps = must(parse_positions_csv(
+      "id,protocol,asset,collateral,debt,owner\nv\xC3\xA9lo,aave-v3,ETH,1,0,\xE2\x82\xAC\n", m,
+      "ok.csv"));
+  REQUIRE(ps.size() == 1);
+  CHECK(ps[0].id == "v\xC3\xA9lo");
+  CHECK(ps[0].owner == "\xE2\x82\xAC");
+}
+
+// Found by fuzz/fuzz_positions_csv: a CR inside a row was kept in the id (or owner),
+// which the writer then refused (it would read back as a line end), so a parsed book
+// could not be written back. Now refused, naming the line.
+TEST_CASE("positions CSV refuses a carriage return inside a row", "[proto][csv][fuzz-regression]") {
+  const cascade::market m = multi_market();
+  for (const std::string text : {
+           // the fuzzer's input, minimized
+           std::string("id,protocol,asset,collateral,debt,owner\n\r,aave-v3,ETH,1,0,"),
+           std::string("id,protocol,asset,collateral,debt,owner\r\n"
+                       "a,aave-v3,ETH,1,0,x\r\r\n"),
+           std::string("id,protocol,asset,collateral,debt\na\rb,aave-v3,ETH,1,0\n"),
+       }) {
+    const auto ps = parse_positions_csv(text, m, "cr.csv");
+    REQUIRE_FALSE(ps.ok());
+    CHECK_THAT(std::string(ps.status().message()),
+               Catch::StartsWith("cr.csv:2: ") && Catch::Contains("carriage return"));
+  }
+}
+
+// Found by fuzz/fuzz_positions_csv: an unknown column name longer than a message shows
+// was cut inside a multi-byte character (here a byte-order mark), so the message was not
+// UTF-8. Now cut at a character boundary.
+TEST_CASE("positions CSV messages stay UTF-8 when they cut a long name",
+          "[proto][csv][fuzz-regression]") {
+  const cascade::market m = multi_market();
+  // The fuzzer's input, minimized: 62 bytes, then a BOM across the 64-byte cut.
+  const std::string text(
+      "\x00\x00\x00\x00\x00\x00\x00\x1e"
+      "c\x00\x00\x04\x01\x00\x00\x00"
+      "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+      "\x00\x00\x00\x00\x00\xef\xbb\xbf\x00\x00\x00\x00\x00\x00\x00\x00"
+      "\x00\x00\x00\x00\x00\x00\x00\xef\xbb\xbf\x00\x00\x00\x00\xef\xbb"
+      "\xbf",
+      65);
+  const auto ps = parse_positions_csv(text, m, "fuzz.csv");
+  REQUIRE_FALSE(ps.ok());
+  const std::string message(ps.status().message());
+  CHECK_THAT(message, Catch::StartsWith("fuzz.csv:1: unknown column '") && Catch::Contains("...'"));
+  CHECK(simdjson::validate_utf8(message.data(), message.size()));
 }
 
 TEST_CASE("positions CSV round-trips exactly through the writer", "[proto][csv]") {

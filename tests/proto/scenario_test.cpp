@@ -1,5 +1,7 @@
 #include "proto/scenario.hpp"
 
+#include <simdjson.h>
+
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -305,4 +307,23 @@ TEST_CASE("a shock that sends a derived asset's price out of range is refused",
              Catch::StartsWith("s:5: shocks.ETH: shock ") &&
                  Catch::Contains("takes the price of stETH") &&
                  Catch::Contains("outside the range of finite positive prices"));
+}
+
+// Found by fuzz/fuzz_positions_csv: a quoted value longer than a message shows was cut
+// at a byte count, inside a multi-byte character, so the message (which POST /v1/stress
+// sends as JSON) was not UTF-8. Now cut at a character boundary.
+TEST_CASE("a refusal cuts a long quoted UTF-8 value at a character boundary",
+          "[proto][scenario][fuzz-regression]") {
+  std::string doc = design_with("");
+  std::string kind = "x";
+  for (int i = 0; i < 40; ++i) kind += "\xC3\xA9";  // 'x' then 40 times U+00E9, 81 bytes
+  doc.replace(doc.find("pooled"), 6, kind);
+  const auto sc = parse_scenario(doc, "s.json");
+  REQUIRE_FALSE(sc.ok());
+  const std::string message(sc.status().message());
+  // 64 bytes would end inside the 32nd character: 'x' and 31 characters are shown.
+  std::string shown = "x";
+  for (int i = 0; i < 31; ++i) shown += "\xC3\xA9";
+  CHECK_THAT(message, Catch::Contains("unknown protocol kind '" + shown + "...'"));
+  CHECK(simdjson::validate_utf8(message.data(), message.size()));
 }

@@ -183,6 +183,26 @@ TEST_CASE("the id is echoed as canonical JSON of any scalar", "[ws_codec]") {
   CHECK(json_str(doc, "id") == "x\xC3\xA9\ny");
 }
 
+// Found by fuzz/fuzz_ws_message: a negative zero written as a fraction or with an
+// exponent was echoed as -0, which sent back was echoed as 0: the canonical form was not
+// a fixed point. -0 is now echoed as 0 however it is written.
+TEST_CASE("the canonical id of a negative zero is 0, echoed unchanged when sent back",
+          "[ws_codec][fuzz-regression]") {
+  const auto id = [](std::string_view raw) {
+    return decode(std::string(R"({"op":"ping","id":)") + std::string(raw) + "}").id;
+  };
+  // The fuzzer's frame: the id is read before the JSON breaks.
+  CHECK(decode(R"({"op": "subscribe", "id": -0e3{"oj": tru})").id == "0");
+  for (const std::string_view raw : {"-0", "-0.0", "-0e3", "-0E-7", "0.0", "-0.000"}) {
+    INFO(raw);
+    CHECK(id(raw) == "0");
+  }
+  for (const std::string_view raw : {"-1.5", "1e15", "888888888888888888881", "-2.5E-3"}) {
+    INFO(raw);
+    CHECK(id(id(raw)) == id(raw));
+  }
+}
+
 TEST_CASE("the id is recovered when another field is refused", "[ws_codec]") {
   // After the bad field, before it, and with a JSON fault after the id.
   auto msg = decode(R"({"op":"price","asset":"WBT","price":1,"id":"late"})");
