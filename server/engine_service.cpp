@@ -1,6 +1,7 @@
 #include "server/engine_service.hpp"
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <chrono>
@@ -139,8 +140,13 @@ void engine_service::start() {
   if (running_.exchange(true)) return;
   heartbeat_ns_ = now_ns();
   impl_->update_gauges(true);
-  impl_->thread = std::thread([this] { impl_->run(); });
+  // Thread names show in top -H and /proc/PID/task/*/comm (perf/load reads them).
+  impl_->thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "engine");
+    impl_->run();
+  });
   impl_->worker = std::thread([this] {
+    pthread_setname_np(pthread_self(), "engine-worker");
     std::function<void()> job;
     for (;;) {
       impl_->jobs.wait_dequeue(job);
