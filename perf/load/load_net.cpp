@@ -349,6 +349,7 @@ struct publisher {
   std::size_t next_asset = 0;
   bool sync_acked = false;
   std::uint64_t sync_seq = 0;
+  std::string sync_text;
   bool closing = false;
 };
 
@@ -549,6 +550,20 @@ struct load_run::impl {
     });
   }
 
+  // The final tick: the publisher's first asset at its last price (it moves nothing),
+  // with an id, so the server acknowledges it once its events are out.
+  void send_sync(publisher& p) {
+    if (p.writing || p.closing) return;  // a failed publisher; its error is counted already
+    const std::size_t a = p.index % plan.assets.size();
+    p.sync_text = cat(R"({"op":"price","id":"sync","asset":")", plan.assets[a].symbol,
+                      R"(","price":)");
+    append_double(p.sync_text, walks[a].last);
+    p.sync_text += '}';
+    p.writing = true;
+    p.ws.async_write(asio::buffer(p.sync_text), [&p](error_code, std::size_t) { p.writing = false; });
+  }
+
+  std::uint64_t sync_retries = 0;
   reader pub_reader;
   void pub_message(publisher& p, std::string_view data) {
     if (pub_reader.parse(data) != simdjson::SUCCESS) {
@@ -558,8 +573,19 @@ struct load_run::impl {
     const std::string_view type = pub_reader.type();
     od::document& d = pub_reader.doc();
     if (type == "error") {
+      std::string_view id;
+      ignore(d["id"].get_string().get(id));
       std::string_view code = "?";
       ignore(d["code"].get_string().get(code));
+      if (id == "sync" && code == "overloaded") {
+        // The final tick found the inbox full: the run's backlog; try again shortly.
+        ++sync_retries;
+        p.timer.expires_after(std::chrono::milliseconds(50));
+        p.timer.async_wait([this, &p](error_code ec) {
+          if (!ec) send_sync(p);
+        });
+        return;
+      }
       ++pub_errors[std::string(code)];
     } else if (type == "ack") {
       std::string_view id;
@@ -820,21 +846,8 @@ bool load_run::wait_published(std::chrono::steady_clock::duration timeout) {
 bool load_run::sync(std::chrono::steady_clock::duration timeout) {
   impl& m = *impl_;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  // Each publisher re-sends its first asset's last price (moving nothing) with an id.
   asio::post(m.pub_ioc, [&m] {
-    for (auto& pub : m.pubs) {
-      publisher& pr = *pub;
-      const std::size_t a = pr.index % m.plan.assets.size();
-      auto text = std::make_shared<std::string>(cat(
-          R"({"op":"price","id":"sync","asset":")", m.plan.assets[a].symbol, R"(","price":)"));
-      append_double(*text, m.walks[a].last);
-      *text += '}';
-      if (pr.writing) continue;  // a failed publisher; its error is counted already
-      pr.writing = true;
-      pr.ws.async_write(asio::buffer(*text), [&pr, text](error_code, std::size_t) {
-        pr.writing = false;
-      });
-    }
+    for (auto& pub : m.pubs) m.send_sync(*pub);
   });
   {
     std::unique_lock lk(m.mu);
@@ -897,6 +910,7 @@ run_results load_run::finish() {
   r.base_seq = m.base_seq;
   r.sync_ok = m.pubs_acked == m.pubs.size() && m.subs_synced == m.subs_expected;
   for (const auto& pub : m.pubs) r.end_seq = std::max(r.end_seq, pub->sync_seq);
+  r.sync_retries = m.sync_retries;
   r.drain_s = m.last_ack_ns > 0 ? static_cast<double>(m.last_ack_ns - m.end) * 1e-9 : 0.0;
   r.prices_subscribed = m.plan.channels.find("\"prices\"") != std::string::npos;
   const bool all_channels = [&] {

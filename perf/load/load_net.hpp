@@ -154,6 +154,7 @@ struct run_results {
   std::uint64_t end_seq = 0;
   bool prices_subscribed = false;  // price events take seqs too
   double drain_s = 0.0;  // from the last slot to the last final ack
+  std::uint64_t sync_retries = 0;  // final ticks refused `overloaded` and sent again
   bool sync_ok = false;
 };
 

@@ -508,6 +508,7 @@ int run(const options& o) {
   const double pos_interval = o.positions_rate > 0.0 ? 1.0 / o.positions_rate : 0.0;
   std::uint64_t pos_slots = 0;
   bool window_open = false;
+  clock::time_point met_start_at = window_at;
   const clock::time_point give_up = at(o.warmup + o.duration + 60.0);
   bool published = false;
   while (!published) {
@@ -515,6 +516,7 @@ int run(const options& o) {
     if (!window_open && now >= window_at) {
       window_open = true;
       met_start = scrape();
+      met_start_at = clock::now();
       cpu_start = proc();
       if (pid != 0) threads_start = read_threads(pid);
       client_cpu_start = self_cpu_s();
@@ -540,10 +542,18 @@ int run(const options& o) {
     }
     published = lr.wait_published(std::max(clock::duration::zero(), wake - clock::now()));
   }
+  // What the server had taken in when the window closed, before the drain.
+  const std::map<std::string, double> met_mid = scrape();
+  const double mid_s = std::chrono::duration<double>(clock::now() - met_start_at).count();
   say(cat("published; synchronizing (", lr.ticks_sent(), " ticks sent)"));
-  const bool synced = lr.sync(std::chrono::seconds(120));
-  if (!synced) say("the final acknowledgements did not all come back within 120 s");
+  const auto sync_limit = std::chrono::seconds(120 + static_cast<int>(o.duration));
+  const bool synced = lr.sync(sync_limit);
+  if (!synced) {
+    say(cat("the final acknowledgements did not all come back within ",
+            std::chrono::duration_cast<std::chrono::seconds>(sync_limit).count(), " s"));
+  }
   met_end = scrape();
+  const clock::time_point met_end_at = clock::now();
   cpu_end = proc();
   if (pid != 0) threads_end = read_threads(pid);
   client_cpu_end = self_cpu_s();
@@ -654,10 +664,15 @@ int run(const options& o) {
   w.key("ingest").begin_object();
   w.field("requested_ticks_per_s", o.rate);
   w.field("sent_ticks_per_s", static_cast<double>(r.ticks_window) / win);
-  w.field("server_received_ticks_per_s", server_ticks / win);
-  w.field("server_applied_ticks_per_s",
-          (metric(met_end, "cascade_ticks_applied_total") -
-           metric(met_start, "cascade_ticks_applied_total")) / win);
+  // Received by the server while the window ran (its decoder's pace) ...
+  w.field("server_received_ticks_per_s", (metric(met_mid, "cascade_ticks_received_total") -
+                                          metric(met_start, "cascade_ticks_received_total")) /
+                                             mid_s);
+  // ... and in all, the backlog drained after the window included.
+  w.field("server_received_ticks_total", server_ticks);
+  w.field("server_applied_ticks_per_s", (metric(met_mid, "cascade_ticks_applied_total") -
+                                         metric(met_start, "cascade_ticks_applied_total")) /
+                                            mid_s);
   w.field("messages_per_s", static_cast<double>(r.messages_window) / win);
   w.field("ticks_window", r.ticks_window).field("ticks_total", r.ticks_sent);
   w.field("late_messages", r.late_window);
@@ -668,6 +683,7 @@ int run(const options& o) {
   w.field("backlog_max_messages", r.backlog_max);
   write_latency(w, "lateness", r.lateness);
   w.field("drain_s", r.drain_s);
+  w.field("sync_retries", r.sync_retries);
   w.end_object();
 
   w.key("latency").begin_object();
@@ -682,17 +698,18 @@ int run(const options& o) {
   w.key("flow").begin_object();
   w.field("alerts_received_per_s", static_cast<double>(r.alerts_window) / win);
   w.field("events_received_per_s", static_cast<double>(r.events_window) / win);
-  w.field("engine_alerts_per_s", (metric(met_end, "cascade_alerts_total") -
-                                  metric(met_start, "cascade_alerts_total")) / win);
-  w.field("engine_events_per_s", (metric(met_end, "cascade_events_published_total") -
-                                  metric(met_start, "cascade_events_published_total")) / win);
-  w.field("ws_messages_sent_per_s", (metric(met_end, "cascade_ws_messages_sent_total") -
-                                     metric(met_start, "cascade_ws_messages_sent_total")) / win);
+  w.field("engine_alerts_per_s", (metric(met_mid, "cascade_alerts_total") -
+                                  metric(met_start, "cascade_alerts_total")) / mid_s);
+  w.field("engine_events_per_s", (metric(met_mid, "cascade_events_published_total") -
+                                  metric(met_start, "cascade_events_published_total")) / mid_s);
+  w.field("ws_messages_sent_per_s", (metric(met_mid, "cascade_ws_messages_sent_total") -
+                                     metric(met_start, "cascade_ws_messages_sent_total")) / mid_s);
   w.field("projections", metric(met_end, "cascade_projections_total") -
                              metric(met_start, "cascade_projections_total"));
   w.end_object();
 
-  // The server's own account of the window (its Prometheus histograms' sums and counts).
+  // The server's own account (its Prometheus histograms' sums and counts) between the
+  // two scrapes: from the window's start to the end of the drain.
   const auto delta = [&](const std::string& name) {
     return metric(met_end, name) - metric(met_start, name);
   };
@@ -700,17 +717,19 @@ int run(const options& o) {
     const double n = delta(hist + "_count");
     return n > 0 ? delta(hist + "_sum") / n : 0.0;
   };
+  const double scraped_s = std::chrono::duration<double>(met_end_at - met_start_at).count();
   w.key("server").begin_object();
-  w.field("engine_cycles_per_s", delta("cascade_engine_batch_seconds_count") / win);
+  w.field("scrape_interval_s", scraped_s);
+  w.field("engine_cycles_per_s", delta("cascade_engine_batch_seconds_count") / scraped_s);
   w.field("engine_cycle_mean_us", mean_of("cascade_engine_batch_seconds") * 1e6);
-  w.field("engine_busy_fraction", delta("cascade_engine_batch_seconds_sum") / win);
+  w.field("engine_busy_fraction", delta("cascade_engine_batch_seconds_sum") / scraped_s);
   w.field("ticks_per_cycle", delta("cascade_engine_batch_seconds_count") > 0
                                  ? server_ticks / delta("cascade_engine_batch_seconds_count")
                                  : 0.0);
-  w.field("projections_per_s", delta("cascade_projections_total") / win);
+  w.field("projections_per_s", delta("cascade_projections_total") / scraped_s);
   w.field("projection_mean_ms", mean_of("cascade_projection_duration_seconds") * 1e3);
   w.field("tick_to_alert_mean_us", mean_of("cascade_tick_to_alert_seconds") * 1e6);
-  w.field("ticks_coalesced_per_s", delta("cascade_ticks_coalesced_total") / win);
+  w.field("ticks_coalesced_per_s", delta("cascade_ticks_coalesced_total") / scraped_s);
   w.field("loadavg_start", loadavg_start).field("loadavg_end", loadavg());
   w.end_object();
 
@@ -718,7 +737,7 @@ int run(const options& o) {
   if (cpu_start && cpu_end) {
     const double cpu = cpu_end->cpu_s - cpu_start->cpu_s;
     w.field("server_cpu_s", cpu);
-    w.field("server_cores", cpu / win);
+    w.field("server_cores", cpu / std::chrono::duration<double>(met_end_at - met_start_at).count());
     w.field("server_cpu_s_per_million_ticks", server_ticks > 0 ? cpu / (server_ticks / 1e6) : 0.0);
     w.key("server_threads").begin_array();
     std::vector<std::pair<double, thread_cpu>> per;
@@ -740,7 +759,8 @@ int run(const options& o) {
     w.field("note", "no server pid (--pid) to read /proc from");
   }
   w.field("client_cpu_s", client_cpu_end - client_cpu_start);
-  w.field("client_cores", (client_cpu_end - client_cpu_start) / win);
+  w.field("client_cores", (client_cpu_end - client_cpu_start) /
+                             std::chrono::duration<double>(met_end_at - met_start_at).count());
   w.end_object();
 
   w.key("rss").begin_object();
@@ -823,7 +843,7 @@ int run(const options& o) {
     }
   }
   say(cat("ingest ", static_cast<double>(r.ticks_window) / win, " ticks/s sent, ",
-                   server_ticks / win, " received; alert p50/p99/p99.9/max ",
+                   server_ticks, " ticks received; alert p50/p99/p99.9/max ",
                    static_cast<double>(r.tick_to_alert.quantile(0.5)) * 1e-3, "/",
                    static_cast<double>(r.tick_to_alert.quantile(0.99)) * 1e-3, "/",
                    static_cast<double>(r.tick_to_alert.quantile(0.999)) * 1e-3, "/",
