@@ -34,7 +34,8 @@ constexpr std::string_view usage = R"(usage: cascade_load (--url ws://HOST:PORT/
                      | --spawn PATH/TO/cascade [--config FILE] [--set server.KEY=VALUE ...]
                        [--server-arg ARG ...])
                     [--publishers N] [--rate TICKS_PER_S] [--batch K]
-                    [--assets SYM,SYM,...] [--step S] [--band B] [--seed N]
+                    [--assets SYM,SYM,...] [--vol V | --step S] [--band B]
+                    [--stable-scale F] [--seed N]
                     [--subscribers M] [--channels CH,CH,...]
                     [--filtered-subscribers F --filter JSON] [--sub-threads T]
                     [--warmup S] [--duration S] [--positions-rate U] [--positions-max N]
@@ -45,8 +46,12 @@ Publishes RATE ticks/s in all over N WebSocket connections (K ticks per `prices`
 message when K > 1), paced by the clock: a message is due at its slot whatever
 happened to the ones before; one written more than --late-us after its slot is late;
 slots that would wait behind more than one second of backlog are skipped (missed).
-Prices walk around each asset's current price (log steps of --step, pulled back to a
-band of --band) so health bands are crossed and alerts flow. M subscribers take
+Prices walk around each asset's current price so health bands are crossed and alerts
+flow: log-price steps of --vol per square root of a second (default 0.002, whatever
+the tick rate: per tick, vol / sqrt(ticks per second per asset)), or of --step per
+tick, pulled back to a band of --band (the walk's standard deviation, default 0.03).
+Assets priced within 2% of $1 (stablecoins) walk with vol and band times
+--stable-scale (default 0.05): a debt coin moves every borrower's health. M subscribers take
 --channels with no filter (default every channel but prices: they must see every
 event the engine numbers); F more add --filter. The window is the last --duration
 seconds, after --warmup. --positions-rate upserts and removes positions over REST
@@ -65,7 +70,7 @@ struct options {
   double rate = 10'000.0;
   unsigned batch = 1;
   std::vector<std::string> assets;
-  double step = 1e-4, band = 0.03;
+  double vol = 0.002, step = 0.0, band = 0.03, stable_scale = 0.05;
   std::uint64_t seed = 1;
   unsigned subscribers = 10;
   std::vector<std::string> channels = {"alerts", "cascades", "pending", "insolvency", "oracle"};
@@ -132,7 +137,9 @@ absl::StatusOr<options> parse_options(int argc, char** argv) {
     else if (name == "rate") st = num(o.rate, 1e-3, 1e8);
     else if (name == "batch") st = num(o.batch, 1, 1e6);
     else if (name == "assets") o.assets = strings(split(v, ','));
-    else if (name == "step") st = num(o.step, 0, 0.5);
+    else if (name == "step") st = num(o.step, 1e-12, 0.5);
+    else if (name == "vol") st = num(o.vol, 0, 10);
+    else if (name == "stable-scale") st = num(o.stable_scale, 0, 1);
     else if (name == "band") st = num(o.band, 0, 2);
     else if (name == "seed") st = num(o.seed, 0, 1.8e19);
     else if (name == "subscribers") st = num(o.subscribers, 0, 100000);
@@ -455,7 +462,11 @@ int run(const options& o) {
     if (!o.assets.empty() && std::find(o.assets.begin(), o.assets.end(), a.symbol) == o.assets.end()) {
       continue;
     }
-    plan.assets.push_back({a.symbol, a.price, o.step, o.band});
+    const double per_asset = o.rate / static_cast<double>(std::max<std::size_t>(
+                                          1, o.assets.empty() ? mk->assets.size() : o.assets.size()));
+    const double scale = std::abs(a.price - 1.0) <= 0.02 ? o.stable_scale : 1.0;
+    const double step = o.step > 0.0 ? o.step : o.vol / std::sqrt(per_asset);
+    plan.assets.push_back({a.symbol, a.price, step * scale, o.band * scale});
   }
   for (const auto& want : o.assets) {
     if (std::none_of(mk->assets.begin(), mk->assets.end(),
@@ -652,7 +663,14 @@ int run(const options& o) {
   w.key("assets").begin_array();
   for (const auto& a : plan.assets) w.value(a.symbol);
   w.end_array();
-  w.field("step", o.step).field("band", o.band).field("seed", o.seed);
+  w.field("vol", o.step == 0.0 ? o.vol : 0.0).field("step", o.step);
+  w.field("band", o.band).field("stable_scale", o.stable_scale).field("seed", o.seed);
+  w.key("walks").begin_object();
+  for (const auto& a : plan.assets) {
+    w.key(a.symbol).begin_object().field("start", a.start).field("step", a.step);
+    w.field("band", a.band).end_object();
+  }
+  w.end_object();
   w.field("subscribers", o.subscribers).field("channels", plan.channels);
   w.field("filtered_subscribers", o.filtered).field("filter", o.filter);
   w.field("sub_threads", o.sub_threads);

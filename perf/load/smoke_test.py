@@ -23,7 +23,7 @@ import tempfile
 def run_load(args, out, extra):
     cmd = [args.load, "--spawn", args.cascade,
            "--publishers", "2", "--rate", "1000", "--batch", "4",
-           "--step", "0.0003", "--band", "0.05",
+           "--vol", "0.005", "--band", "0.05",
            "--subscribers", "4", "--filtered-subscribers", "2",
            "--filter", '{"min_band": "danger"}',
            "--warmup", "1", "--duration", "4",
