@@ -133,13 +133,16 @@ absl::Status open_ws(ws_stream& ws, const run_plan& plan, std::string& hello) {
   ws.set_option(websocket::stream_base::decorator(
       [](websocket::request_type& req) { req.set(http::field::user_agent, "cascade_load"); }));
   ws.read_message_max(std::uint64_t{64} << 20);
-  std::string target = plan.ep.path;
-  if (!plan.token.empty()) target += "?token=" + plan.token;
+  std::string target = plan.ep.target;
+  if (!plan.token.empty()) {
+    target += target.find('?') == std::string::npos ? "?token=" : "&token=";
+    target += plan.token;
+  }
   websocket::response_type res;
   ws.handshake(res, cat(plan.ep.host, ":", plan.ep.port), target, ec);
   if (ec) {
     return absl::UnavailableError(cat("WebSocket handshake with ", plan.ep.host, ":",
-                                               plan.ep.port, plan.ep.path, ": ", ec.message(),
+                                               plan.ep.port, plan.ep.target, ": ", ec.message(),
                                                " (HTTP ", res.result_int(), ")"));
   }
   ws.text(true);
@@ -188,33 +191,6 @@ std::uint64_t seq_digest_term(std::uint64_t seq) {
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
-}
-
-absl::StatusOr<ws_endpoint> parse_ws_url(std::string_view url) {
-  constexpr std::string_view scheme = "ws://";
-  if (!url.starts_with(scheme)) {
-    return absl::InvalidArgumentError(
-        cat("--url ", url, ": expected ws://HOST:PORT[/PATH] (the server has no TLS)"));
-  }
-  std::string_view rest = url.substr(scheme.size());
-  const std::size_t slash = rest.find('/');
-  const std::string_view hostport = rest.substr(0, slash);
-  ws_endpoint ep;
-  if (slash != std::string_view::npos) ep.path = std::string(rest.substr(slash));
-  const std::size_t colon = hostport.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || hostport.front() == '[') {
-    return absl::InvalidArgumentError(
-        cat("--url ", url, ": expected HOST:PORT after ws:// (IPv4 or a name)"));
-  }
-  ep.host = std::string(hostport.substr(0, colon));
-  const std::string_view port = hostport.substr(colon + 1);
-  unsigned p = 0;
-  const auto r = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (r.ec != std::errc() || r.ptr != port.data() + port.size() || p == 0 || p > 65535) {
-    return absl::InvalidArgumentError(cat("--url ", url, ": bad port '", port, "'"));
-  }
-  ep.port = static_cast<std::uint16_t>(p);
-  return ep;
 }
 
 // --- HTTP ----------------------------------------------------------------------------

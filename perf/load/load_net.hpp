@@ -40,10 +40,8 @@ namespace cascade::load {
 struct ws_endpoint {
   std::string host;
   std::uint16_t port = 0;
-  std::string path = "/v1/ws";
+  std::string target = "/v1/ws";  // path and query
 };
-// ws://HOST:PORT/PATH (PATH default /v1/ws). Only plain ws:// (the server has no TLS).
-[[nodiscard]] absl::StatusOr<ws_endpoint> parse_ws_url(std::string_view url);
 
 // A blocking HTTP/1.1 client on one keep-alive connection (reopened when the server
 // closes it). Not thread-safe: one caller thread.

@@ -26,6 +26,7 @@
 #include "perf/load/server_proc.hpp"
 #include "perf/load/text.hpp"
 #include "proto/json_writer.hpp"
+#include "server/ws_client.hpp"
 
 namespace cascade::load {
 namespace {
@@ -417,12 +418,17 @@ int run(const options& o) {
     pid = s->pid;
     say(cat("spawned server pid ", pid, " on ", ep.host, ":", ep.port));
   } else {
-    auto e = parse_ws_url(o.url);
-    if (!e.ok()) {
-      say(std::string(e.status().message()));
+    auto u = server::parse_ws_url(o.url);
+    if (!u.ok()) {
+      say(std::string(u.status().message()));
       return 2;
     }
-    ep = *e;
+    ep.host = u->host;
+    ep.target = u->target;
+    if (!parse_number(std::string_view(u->port), ep.port)) {
+      say(cat("--url ", o.url, ": bad port"));
+      return 2;
+    }
   }
   struct stopper {
     std::optional<spawned_server>& s;
@@ -653,7 +659,7 @@ int run(const options& o) {
   w.begin_object();
   w.field("tool", "cascade_load");
   w.key("command").begin_object();
-  w.field("url", cat("ws://", ep.host, ":", ep.port, ep.path));
+  w.field("url", cat("ws://", ep.host, ":", ep.port, ep.target));
   w.field("spawned", spawned.has_value());
   if (!o.spawn.empty()) w.field("spawn", o.spawn).field("config", o.config);
   w.key("set").begin_array();
