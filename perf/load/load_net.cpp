@@ -334,7 +334,7 @@ struct sub_thread {
   std::vector<std::unique_ptr<subscriber>> subs;
   std::thread th;
   reader rd;
-  histogram t2a, i2r, srv, outside;
+  histogram t2a, i2r, srv, outside, w2i, e2r;
   std::uint64_t unattributed = 0;
   std::uint64_t update_alerts = 0;
   std::uint64_t alerts_window = 0;
@@ -644,6 +644,7 @@ void sub_thread::handle(subscriber& s, std::string_view data, std::int64_t rt) {
     }
     srv.record_signed(emit - ingest);
     i2r.record_signed(rt - ingest);
+    e2r.record_signed(rt - emit);
     // `cause` is null for a crossing caused by a position update.
     std::string_view sym;
     const auto cause_err = d["cause"].get_string().get(sym);
@@ -664,6 +665,7 @@ void sub_thread::handle(subscriber& s, std::string_view data, std::int64_t rt) {
     }
     t2a.record_signed(rt - *sent);
     outside.record_signed((rt - *sent) - (emit - ingest));
+    w2i.record_signed(ingest - *sent);
     return;
   }
   if (type == "gap") {
@@ -901,6 +903,8 @@ run_results load_run::finish() {
     r.ingest_to_receive.merge(t->i2r);
     r.server_emit.merge(t->srv);
     r.outside_server.merge(t->outside);
+    r.write_to_ingest.merge(t->w2i);
+    r.emit_to_receive.merge(t->e2r);
     r.unattributed += t->unattributed;
     r.update_alerts_window += t->update_alerts;
     r.alerts_window += t->alerts_window;

@@ -19,7 +19,11 @@
 //    loopback).
 //  - server: emit_ns - ingest_ns, the server's own part (engine and encoding).
 //  - outside_server: tick_to_alert - (emit_ns - ingest_ns) of the same alert: the
-//    publisher's socket to the server's read, and the fan-out to the subscriber's read.
+//    publisher's socket to the server's read, and the fan-out to the subscriber's read;
+//    split into its two parts: write_to_ingest (ingest_ns minus the tick's write time:
+//    the publisher's socket, the server's read and decode) and emit_to_receive
+//    (receive time minus emit_ns: the server's write queue, the socket, the client's
+//    read).
 // Only alerts received inside the measured window are recorded.
 #pragma once
 
@@ -140,6 +144,8 @@ struct run_results {
   histogram ingest_to_receive;           // ns
   histogram server_emit;                 // ns, emit_ns - ingest_ns
   histogram outside_server;              // ns, tick_to_alert - server_emit
+  histogram write_to_ingest;             // ns, ingest_ns - tick written
+  histogram emit_to_receive;             // ns, receive - emit_ns
   std::uint64_t unattributed = 0;        // alerts with a cause whose tick was not found
   std::uint64_t update_alerts_window = 0;  // alerts caused by position updates
   std::uint64_t alerts_window = 0;       // alerts received in the window, all subscribers

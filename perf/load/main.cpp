@@ -715,6 +715,8 @@ int run(const options& o) {
   write_latency(w, "ingest_to_receive", r.ingest_to_receive);
   write_latency(w, "server_emit_minus_ingest", r.server_emit);
   write_latency(w, "outside_server", r.outside_server);
+  write_latency(w, "write_to_ingest", r.write_to_ingest);
+  write_latency(w, "emit_to_receive", r.emit_to_receive);
   w.field("unattributed_alerts", r.unattributed);
   w.field("position_update_alerts", r.update_alerts_window);
   w.end_object();

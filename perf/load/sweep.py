@@ -12,13 +12,15 @@ not judged: on a shared machine the client's own thread is often the one late.
         --rates 100000,200000,400000,600000,800000 --batch 1000 -- --subscribers 10
 
 Arguments after `--` go to every cascade_load run. Prints one line per run and, last,
-a JSON summary (to --json when given). A benchmark, never a test: the machine's other
-load moves the answer.
+a JSON summary (to --json when given); --best-json keeps the full cascade_load report
+of the highest sustained run (the P6 figure perf/run_results.py reads). A benchmark,
+never a test: the machine's other load moves the answer.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +60,7 @@ def main():
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--json")
+    ap.add_argument("--best-json", help="where to copy the highest sustained run's report")
     args = ap.parse_args(argv)
     rates = [float(x) for x in args.rates.split(",")]
     runs = []
@@ -97,6 +100,8 @@ def main():
                   flush=True)
             if not why:
                 best = rate
+                if args.best_json:
+                    shutil.copyfile(out, args.best_json)
     summary = {"batch": args.batch, "duration_s": args.duration, "extra": extra,
                "highest_sustained_ticks_per_s": best, "runs": runs}
     text = json.dumps(summary, indent=1)
