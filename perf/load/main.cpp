@@ -694,9 +694,17 @@ int run(const options& o) {
                                              mid_s);
   // ... and in all, the backlog drained after the window included.
   w.field("server_received_ticks_total", server_ticks);
+  // Applied: what reached the book, one price per asset moved per engine cycle (the
+  // cycle's ticks of one asset coalesce, the last price winning) ...
   w.field("server_applied_ticks_per_s", (metric(met_mid, "cascade_ticks_applied_total") -
                                          metric(met_start, "cascade_ticks_applied_total")) /
                                             mid_s);
+  // ... and taken: every tick the engine's cycles consumed (each one fed to the oracles
+  // and the volatility tracker), applied plus coalesced: the engine's ingest rate.
+  const auto taken = [&](const std::map<std::string, double>& m) {
+    return metric(m, "cascade_ticks_applied_total") + metric(m, "cascade_ticks_coalesced_total");
+  };
+  w.field("engine_taken_ticks_per_s", (taken(met_mid) - taken(met_start)) / mid_s);
   w.field("messages_per_s", static_cast<double>(r.messages_window) / win);
   w.field("ticks_window", r.ticks_window).field("ticks_total", r.ticks_sent);
   w.field("late_messages", r.late_window);
