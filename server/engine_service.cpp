@@ -189,7 +189,7 @@ void engine_service::impl::run() {
   // The most commands one cycle takes. A cycle's cost is mostly per asset moved, not
   // per tick, so when ticks arrive faster than cycles end the next cycle must take all
   // that waits: capped at 256, 10k single-tick messages/s on the default book outran the
-  // engine (perf/RESULTS.md, "End to end").
+  // engine (perf/load/README.md, "End to end").
   std::vector<command> buf(4096);
   for (;;) {
     std::int64_t wait = idle_wait_us;
