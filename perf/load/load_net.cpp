@@ -644,7 +644,6 @@ void sub_thread::handle(subscriber& s, std::string_view data, std::int64_t rt) {
     }
     srv.record_signed(emit - ingest);
     i2r.record_signed(rt - ingest);
-    e2r.record_signed(rt - emit);
     // `cause` is null for a crossing caused by a position update.
     std::string_view sym;
     const auto cause_err = d["cause"].get_string().get(sym);
@@ -666,6 +665,7 @@ void sub_thread::handle(subscriber& s, std::string_view data, std::int64_t rt) {
     t2a.record_signed(rt - *sent);
     outside.record_signed((rt - *sent) - (emit - ingest));
     w2i.record_signed(ingest - *sent);
+    e2r.record_signed(rt - emit);
     return;
   }
   if (type == "gap") {

@@ -60,6 +60,18 @@ def main():
               "every unfiltered subscriber received events", failures)
         check(r["latency"]["tick_to_alert"]["count"] > 0,
               "alerts caused by ticks were received and matched to their tick", failures)
+        lat = r["latency"]
+        parts = [lat[k] for k in ("outside_server", "write_to_ingest", "emit_to_receive")]
+        if all(h["negative"] == 0 for h in parts):
+            # Per alert, outside_server = write_to_ingest + emit_to_receive exactly.
+            same_n = len({h["count"] for h in parts}) == 1
+            split = parts[1]["mean_us"] + parts[2]["mean_us"]
+            check(same_n and abs(parts[0]["mean_us"] - split) <= 1e-3 + 1e-9 * abs(split),
+                  "the time outside the server splits into write_to_ingest and emit_to_receive",
+                  failures)
+        ing = r["ingest"]
+        check(ing["engine_taken_ticks_per_s"] >= ing["server_applied_ticks_per_s"] > 0,
+              "the engine took at least the ticks the book applied", failures)
         check(s["reordered"] == 0, "no event out of seq order", failures)
         check(r["errors"]["total"] == 0, f"no errors ({r['errors']['codes']})", failures)
         check(s["synced"], "every subscriber answered the final ping", failures)
