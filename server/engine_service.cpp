@@ -1,6 +1,7 @@
 #include "server/engine_service.hpp"
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <chrono>
@@ -139,8 +140,13 @@ void engine_service::start() {
   if (running_.exchange(true)) return;
   heartbeat_ns_ = now_ns();
   impl_->update_gauges(true);
-  impl_->thread = std::thread([this] { impl_->run(); });
+  // Thread names show in top -H and /proc/PID/task/*/comm (perf/load reads them).
+  impl_->thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "engine");
+    impl_->run();
+  });
   impl_->worker = std::thread([this] {
+    pthread_setname_np(pthread_self(), "engine-worker");
     std::function<void()> job;
     for (;;) {
       impl_->jobs.wait_dequeue(job);
@@ -180,7 +186,11 @@ std::size_t engine_service::inbox_depth() const {
 // --- the duty cycle ----------------------------------------------------------------
 
 void engine_service::impl::run() {
-  std::vector<command> buf(256);
+  // The most commands one cycle takes. A cycle's cost is mostly per asset moved, not
+  // per tick, so when ticks arrive faster than cycles end the next cycle must take all
+  // that waits: capped at 256, 10k single-tick messages/s on the default book outran the
+  // engine (perf/load/README.md, "End to end").
+  std::vector<command> buf(4096);
   for (;;) {
     std::int64_t wait = idle_wait_us;
     if (dirty && liquidatable() > 0) {

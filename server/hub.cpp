@@ -1,6 +1,7 @@
 #include "server/hub.hpp"
 
 #include <absl/strings/str_cat.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <utility>
@@ -18,7 +19,10 @@ hub::~hub() { stop(); }
 
 void hub::start() {
   if (running_.exchange(true)) return;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "publisher");
+    run();
+  });
 }
 
 void hub::stop() {

@@ -14,6 +14,7 @@
 #include <absl/strings/str_cat.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <array>
@@ -889,7 +890,10 @@ absl::StatusOr<std::uint16_t> net_server::start() {
   const unsigned n = std::max(1u, st.settings.io_threads);
   impl_->threads.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
-    impl_->threads.emplace_back([&ioc = st.ioc] { ioc.run(); });
+    impl_->threads.emplace_back([&ioc = st.ioc] {
+      pthread_setname_np(pthread_self(), "io");
+      ioc.run();
+    });
   }
   return bound.port();
 }
