@@ -41,7 +41,14 @@ BOOK_ORDER = (["BM_probe_read_bandwidth", "BM_probe_sorted_gather", "BM_probe_wa
                "BM_full_recompute", "BM_kernel_recompute", "BM_aos_recompute"] +
               [f"BM_tick_{r}" for r in RUNGS] + [f"BM_tick_{r}_walk" for r in RUNGS] +
               [f"BM_tick_{r}_scan" for r in RUNGS])
-GOALS_NOTE = "See below for how each ratio is counted."
+WIRE_ORDER = ["BM_simdjson_price", "BM_simdjson_price_3fields", "BM_decode_price",
+              "BM_decode_enqueue_price"]
+
+
+def fanout_key(name):
+    """BM_fanout/subscribers:S/alerts:A/... -> (A, S), the table's order."""
+    args = dict(p.split(":", 1) for p in name.split("/") if ":" in p)
+    return (int(args.get("alerts", 0)), int(args.get("subscribers", 0)))
 
 
 # ------------------------------------------------------------------ running
@@ -131,9 +138,11 @@ def fmt_time(s):
 
 
 def spread(st, key="cpu"):
+    if "min" not in st or "max" not in st:
+        return "-"
     med = st["median"][key]
-    lo = st.get("min", {}).get(key, med)
-    hi = st.get("max", {}).get(key, med)
+    lo = st["min"][key]
+    hi = st["max"][key]
     return f"{(lo / med - 1) * 100:+.0f}% / {(hi / med - 1) * 100:+.0f}%"
 
 
@@ -167,7 +176,7 @@ def table(header, rows):
 
 def filtered(cmd, pattern):
     """The run's command for one binary, narrowed to the benchmarks a figure needs."""
-    return [cmd[0], f"--benchmark_filter='{pattern}'"] + [
+    return [cmd[0], f"--benchmark_filter={pattern}"] + [
         c for c in cmd[1:] if c.startswith("--benchmark_repetitions")]
 
 
@@ -371,7 +380,9 @@ def wire_section(r):
     w = r["wire"]
     lines = ["## Wire (P4)", "", "- command: " + code(r["commands"]["wire"]), ""]
     rows = []
-    for name, st in w.items():
+    for name, st in sorted(w.items(), key=lambda x: (x[0] not in WIRE_ORDER,
+                                                     WIRE_ORDER.index(x[0])
+                                                     if x[0] in WIRE_ORDER else 0, x[0])):
         m = st["median"]
         extra = []
         if m.get("bytes_per_second"):
@@ -393,9 +404,9 @@ def hub_section(r):
              "once each, offered to every subscriber and taken into each one's outbox "
              "(perf/hub_bench.cpp).", ""]
     rows = []
-    for name, st in h.items():
+    for name, st in sorted(h.items(), key=lambda x: fanout_key(x[0])):
         m = st["median"]
-        rows.append((name.replace("BM_fanout/", ""), fmt_time(m["real"]), spread(st, "real"),
+        rows.append((name.replace("BM_fanout/", "").replace("/real_time", ""), fmt_time(m["real"]), spread(st, "real"),
                      f"{m.get('deliveries/s', 0) / 1e6:.2f} M", f"{m.get('alerts/s', 0) / 1e3:.1f} k"))
     lines += table(["subscribers / alerts per batch", "median (wall)", "spread (min / max)",
                     "deliveries/s", "alerts/s"], rows)
