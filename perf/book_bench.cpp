@@ -43,6 +43,7 @@
 #include "engine/book.hpp"
 #include "engine/kernels.hpp"
 #include "engine/market.hpp"
+#include "perf/bench_common.hpp"
 
 namespace {
 
@@ -208,13 +209,7 @@ double recompute_bytes_per_row(const book& b) {
   return 4.0 + 2.0 + 10.0 * terms + 16.0;
 }
 
-template <class Stat>
-void add_spread(Stat* bm) {
-  bm->ComputeStatistics(
-      "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
-  bm->ComputeStatistics(
-      "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
-}
+using perf::add_spread;
 
 void BM_full_recompute(benchmark::State& state) {
   book& b = bench_book(auto_scan);

@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "proto/default_config.hpp"
+#include "perf/bench_common.hpp"
 #include "proto/events.hpp"
 #include "server/hub.hpp"
 #include "server/outbox.hpp"
@@ -39,14 +39,7 @@ namespace {
 using namespace cascade;
 namespace asio = boost::asio;
 
-const market& default_market() {
-  static const market m = [] {
-    auto cfg = proto::load_default_config();
-    if (!cfg.ok()) std::abort();
-    return std::move(cfg->mkt);
-  }();
-  return m;
-}
+using perf::default_market;
 
 // Counts deliveries across all subscribers; wakes the benchmark thread when the
 // expected number has arrived.
@@ -105,21 +98,6 @@ class bench_peer final : public server::ws_peer {
   std::uint64_t bytes_ = 0;
 };
 
-proto::alert_event sample_alert(const market& m, std::uint64_t i) {
-  proto::alert_event a;
-  a.position = "aave-v3-" + std::to_string(100'000 + i % 100'000);
-  a.owner = "0x969023cb405c7445685208957fd8cd1eeaf664c8";
-  a.protocol = *m.find_protocol("aave-v3");
-  a.from = band::danger;
-  a.to = band::liquidatable;
-  a.hf_before = 1.0123456789;
-  a.hf_after = 0.9876543210;
-  a.cause = *m.find_asset("ETH");
-  a.price = 2400.5;
-  a.assets = {*m.find_asset("ETH"), *m.find_asset("USDC")};
-  return a;
-}
-
 void BM_fanout(benchmark::State& state) {
   const auto subscribers = static_cast<std::size_t>(state.range(0));
   const auto alerts = static_cast<std::size_t>(state.range(1));
@@ -144,7 +122,8 @@ void BM_fanout(benchmark::State& state) {
       batch.reserve(alerts);
       for (std::size_t k = 0; k < alerts; ++k) {
         ++seq;
-        batch.push_back({seq, static_cast<std::int64_t>(seq), 0, sample_alert(m, seq)});
+        batch.push_back({seq, static_cast<std::int64_t>(seq), 0,
+                         perf::sample_alert(m, "aave-v3-" + std::to_string(100'000 + seq % 100'000))});
       }
       expected += alerts * subscribers;
       t.target.store(expected, std::memory_order_release);
@@ -168,20 +147,12 @@ void BM_fanout(benchmark::State& state) {
                                        1, t.delivered.load() + subscribers));
 }
 
-// min and max beside the median, for the spread column of RESULTS.md.
-void spread(benchmark::internal::Benchmark* bm) {
-  bm->ComputeStatistics(
-      "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
-  bm->ComputeStatistics(
-      "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
-}
-
 BENCHMARK(BM_fanout)
     ->ArgNames({"subscribers", "alerts"})
     ->ArgsProduct({{1, 100, 1000}, {1, 64}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond)
-    ->Apply(spread);
+    ->Apply(perf::add_spread);
 
 }  // namespace
 
