@@ -146,6 +146,22 @@ def spread(st, key="cpu"):
     return f"{(lo / med - 1) * 100:+.0f}% / {(hi / med - 1) * 100:+.0f}%"
 
 
+def rates(m):
+    """A benchmark's rate counters as text: bytes, items and named counters per second."""
+    out = []
+    b = m.get("bytes_per_second")
+    if b:
+        out.append(f"{b / 1e9:.2f} GB/s" if b >= 1e9 else f"{b / 1e6:.0f} MB/s")
+    if m.get("items_per_second"):
+        out.append(f"{m['items_per_second'] / 1e6:.1f} M items/s")
+    for k in ("frames/s", "ticks/s", "alerts/s"):
+        if m.get(k):
+            out.append(f"{m[k] / 1e6:.2f} M {k}")
+    if m.get("holders"):
+        out.append(f"holders {m['holders'] * 100:.1f}%")
+    return ", ".join(out)
+
+
 def code(cmd):
     return "`" + (cmd if isinstance(cmd, str) else " ".join(shlex.quote(c) for c in cmd)) + "`"
 
@@ -193,14 +209,8 @@ def goal_rows(r):
                      f"GB/s; bound {bw / 1e9:.1f} GB/s", f"{ratio:.2f}x", verdict(ratio <= 1.3),
                      code(filtered(book_cmd, "BM_probe_read_bandwidth|BM_full_recompute"))))
         if np_doc:
-            best = np_doc["best_recompute"]
-            t_np = np_doc["recompute"][best]["median"]
-            ratio = t_np / full["cpu"]
-            rows.append(("P1", "full recompute vs numpy (numpy's fastest strategy)", ">= 30x",
-                         f"{fmt_time(full['cpu'])} vs numpy {best} {fmt_time(t_np)}",
-                         f"{ratio:.1f}x", verdict(ratio >= 30),
-                         code(filtered(book_cmd, "BM_full_recompute")) + " and " +
-                         code(r["commands"]["numpy"])))
+            rows.append(numpy_row(r, "P1", "full recompute vs numpy (numpy's fastest strategy)",
+                                  30, full["cpu"], "recompute", "BM_full_recompute"))
         aos = book["BM_aos_recompute"]["median"]["cpu"]
         ratio = aos / full["cpu"]
         rows.append(("P1", "full recompute vs the naive array-of-structs C++ recompute", ">= 4x",
@@ -216,14 +226,8 @@ def goal_rows(r):
                      verdict(ratio <= 2), code(filtered(book_cmd,
                                                         "BM_probe_sorted_gather|BM_tick_10pct$"))))
         if np_doc:
-            best = np_doc["best_tick"]
-            t_np = np_doc["tick"][best]["median"]
-            ratio = t_np / tick["cpu"]
-            rows.append(("P2", "the same tick vs numpy's best tick", ">= 20x",
-                         f"{fmt_time(tick['cpu'])} vs numpy {best} {fmt_time(t_np)}",
-                         f"{ratio:.1f}x", verdict(ratio >= 20),
-                         code(filtered(book_cmd, "BM_tick_10pct$")) + " and " +
-                         code(r["commands"]["numpy"])))
+            rows.append(numpy_row(r, "P2", "the same tick vs numpy's best tick", 20, tick["cpu"],
+                                  "tick", "BM_tick_10pct$"))
         p3 = p3_ladder(book)
         if p3:
             worst = max(p3, key=lambda x: x["ratio"])
@@ -254,6 +258,17 @@ def goal_rows(r):
                          code(filtered(r["commands"]["cascade"],
                                        "BM_full_recompute|BM_cascade_warm"))))
     return rows
+
+
+def numpy_row(r, goal, what, target, cpp_time, part, pattern):
+    """A goal row: numpy's fastest strategy for `part` against the C++ time, >= target x."""
+    np_doc = r["numpy"]
+    best = np_doc["best_" + part]
+    t_np = np_doc[part][best]["median"]
+    ratio = t_np / cpp_time
+    return (goal, what, f">= {target}x", f"{fmt_time(cpp_time)} vs numpy {best} {fmt_time(t_np)}",
+            f"{ratio:.1f}x", verdict(ratio >= target),
+            code(filtered(r["commands"]["book"], pattern)) + " and " + code(r["commands"]["numpy"]))
 
 
 def p3_ladder(book):
@@ -337,15 +352,7 @@ def book_sections(r):
     names = [n for n in BOOK_ORDER if n in book] + sorted(n for n in book if n not in BOOK_ORDER)
     for name in names:
         st = book[name]
-        m = st["median"]
-        rate = []
-        if m.get("bytes_per_second"):
-            rate.append(f"{m['bytes_per_second'] / 1e9:.2f} GB/s")
-        if m.get("items_per_second"):
-            rate.append(f"{m['items_per_second'] / 1e6:.1f} M items/s")
-        if m.get("holders"):
-            rate.append(f"holders {m['holders'] * 100:.1f}%")
-        rows.append((name, fmt_time(m["cpu"]), spread(st), ", ".join(rate)))
+        rows.append((name, fmt_time(st["median"]["cpu"]), spread(st), rates(st["median"])))
     lines += table(["benchmark", "median cpu", "spread (min / max)", "rate"], rows)
     return lines
 
@@ -383,14 +390,7 @@ def wire_section(r):
     for name, st in sorted(w.items(), key=lambda x: (x[0] not in WIRE_ORDER,
                                                      WIRE_ORDER.index(x[0])
                                                      if x[0] in WIRE_ORDER else 0, x[0])):
-        m = st["median"]
-        extra = []
-        if m.get("bytes_per_second"):
-            extra.append(f"{m['bytes_per_second'] / 1e6:.0f} MB/s")
-        for k in ("frames/s", "ticks/s", "alerts/s"):
-            if m.get(k):
-                extra.append(f"{m[k] / 1e6:.2f} M {k}")
-        rows.append((name, fmt_time(m["cpu"]), spread(st), ", ".join(extra)))
+        rows.append((name, fmt_time(st["median"]["cpu"]), spread(st), rates(st["median"])))
     lines += table(["benchmark", "median cpu", "spread (min / max)", "rate"], rows)
     return lines
 
@@ -488,7 +488,7 @@ def write_results(path, r):
         "(BM_probe_read_bandwidth, a sum over a buffer far larger than L3); ratio = bandwidth / "
         "achieved bytes per second.",
         "- P1 numpy: the fastest of numpy's strategies (perf/baselines/numpy_health.py: "
-        "bincount, reduceat, dense columns; index arrays built beforehand, untimed) computing "
+        "bincount, reduceat, dense columns, einsum; index arrays built beforehand, untimed) computing "
         "num, den and HF for every row of the exported book, against BM_full_recompute "
         "(book::recompute_all: cells and band judgement). numpy's results equal the C++ "
         "cells within 1e-12 relative (ctest perf_numpy_baseline_matches).",
