@@ -21,6 +21,11 @@
 // rows: a tick touches its holders' cells as a sorted gather.
 //
 // CASCADE_BENCH_POSITIONS shrinks the book (the CI smoke test uses 20000).
+//
+// `book_bench --export FILE` writes the bench book for perf/baselines/numpy_health.py
+// instead of running benchmarks (format below, at write_export), and the benchmarks'
+// JSON context carries the book's digest (`book_digest`) so that a runner can tell that
+// numpy read the book the C++ benchmarks ran on.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -28,6 +33,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <string>
@@ -37,6 +43,7 @@
 #include "engine/book.hpp"
 #include "engine/kernels.hpp"
 #include "engine/market.hpp"
+#include "perf/bench_common.hpp"
 
 namespace {
 
@@ -202,13 +209,7 @@ double recompute_bytes_per_row(const book& b) {
   return 4.0 + 2.0 + 10.0 * terms + 16.0;
 }
 
-template <class Stat>
-void add_spread(Stat* bm) {
-  bm->ComputeStatistics(
-      "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
-  bm->ComputeStatistics(
-      "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
-}
+using perf::add_spread;
 
 void BM_full_recompute(benchmark::State& state) {
   book& b = bench_book(auto_scan);
@@ -411,12 +412,25 @@ struct tick_case {
 };
 
 constexpr tick_case tick_cases[] = {
-    {"BM_tick_1pct", rare, auto_scan},          {"BM_tick_10pct", mid, auto_scan},
-    {"BM_tick_60pct", common, auto_scan},       {"BM_tick_1pct_walk", rare, force_walk},
-    {"BM_tick_10pct_walk", mid, force_walk},    {"BM_tick_20pct_walk", x20, force_walk},
-    {"BM_tick_30pct_walk", x30, force_walk},    {"BM_tick_40pct_walk", x40, force_walk},
-    {"BM_tick_60pct_walk", common, force_walk}, {"BM_tick_1pct_scan", rare, force_scan},
-    {"BM_tick_10pct_scan", mid, force_scan},    {"BM_tick_60pct_scan", common, force_scan},
+    // The book's own choice (P3: against the better of walk and scan at each rung).
+    {"BM_tick_1pct", rare, auto_scan},
+    {"BM_tick_10pct", mid, auto_scan},
+    {"BM_tick_20pct", x20, auto_scan},
+    {"BM_tick_30pct", x30, auto_scan},
+    {"BM_tick_40pct", x40, auto_scan},
+    {"BM_tick_60pct", common, auto_scan},
+    {"BM_tick_1pct_walk", rare, force_walk},
+    {"BM_tick_10pct_walk", mid, force_walk},
+    {"BM_tick_20pct_walk", x20, force_walk},
+    {"BM_tick_30pct_walk", x30, force_walk},
+    {"BM_tick_40pct_walk", x40, force_walk},
+    {"BM_tick_60pct_walk", common, force_walk},
+    {"BM_tick_1pct_scan", rare, force_scan},
+    {"BM_tick_10pct_scan", mid, force_scan},
+    {"BM_tick_20pct_scan", x20, force_scan},
+    {"BM_tick_30pct_scan", x30, force_scan},
+    {"BM_tick_40pct_scan", x40, force_scan},
+    {"BM_tick_60pct_scan", common, force_scan},
     // The same ticks with realizable value kept: each also revalues its asset's holders
     // from their legs through the pools (issue 5; compare with BM_tick_*pct above).
     {"BM_tick_1pct_real", rare, auto_scan, true},
@@ -446,6 +460,139 @@ int register_all() {
 
 const int registered = register_all();
 
+std::string hex64(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// The export: the arrays the health computation reads, and the C++ results to compare
+// with. Layout (little-endian):
+//   bytes 0..7   "CASCBOOK"
+//   bytes 8..11  version (1)
+//   bytes 12..15 length H of the JSON header that follows
+//   H bytes      header: rows, terms, assets, digest, the tick (asset index, symbol,
+//                price before and after), and per array its dtype (numpy notation),
+//                byte offset from the file's start and element count
+//   arrays, each at a 64-byte aligned offset:
+//     term_offsets u32 [rows + 1], collateral_term_counts u16 [rows],
+//     term_assets u16 [terms], term_coefficients f64 [terms], prices f64 [assets],
+//     cells f64 [rows x 2] (num, den after recompute_all at the reference prices),
+//     cells_after_tick f64 [rows x 2] (after one tick of MID, the 10% asset, to 1.001x
+//     its reference price, applied by book::apply_ticks: the walk P2 times).
+// The book is the one BM_full_recompute and BM_tick_*pct run on (default options).
+std::string double_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+int write_export(const char* path) {
+  book& b = bench_book(auto_scan);
+  b.recompute_all(nullptr);
+  const std::string digest = hex64(b.digest());
+  const std::vector<health_cell> before(b.cells().begin(), b.cells().end());
+  const std::vector<double> prices(b.prices().begin(), b.prices().end());
+  const asset_id a = get_market().specials[mid];
+  const double p0 = b.prices()[a.index()];
+  const double p1 = p0 * 1.001;
+  std::vector<crossing> events;
+  const tick up[1] = {{a, p1}};
+  if (!b.apply_ticks(up, events).ok()) return 1;
+  const std::vector<health_cell> after(b.cells().begin(), b.cells().end());
+
+  struct array {
+    const char* name;
+    const char* dtype;
+    const void* data;
+    std::size_t count;
+    std::size_t size;
+    std::size_t offset = 0;
+  };
+  std::vector<array> arrays = {
+      {"term_offsets", "<u4", b.term_offsets().data(), b.term_offsets().size(), 4},
+      {"collateral_term_counts", "<u2", b.collateral_term_counts().data(),
+       b.collateral_term_counts().size(), 2},
+      {"term_assets", "<u2", b.term_assets().data(), b.term_assets().size(), 2},
+      {"term_coefficients", "<f8", b.term_coefficients().data(), b.term_coefficients().size(), 8},
+      {"prices", "<f8", prices.data(), prices.size(), 8},
+      {"cells", "<f8", before.data(), before.size() * 2, 8},
+      {"cells_after_tick", "<f8", after.data(), after.size() * 2, 8},
+  };
+  static_assert(sizeof(health_cell) == 2 * sizeof(double));
+  const auto header_for = [&](std::size_t first_offset) {
+    std::size_t at = first_offset;
+    std::string h = "{\"rows\": " + std::to_string(b.rows()) +
+                    ", \"terms\": " + std::to_string(b.term_assets().size()) +
+                    ", \"assets\": " + std::to_string(prices.size()) + ", \"digest\": \"" +
+                    digest + "\", \"tick\": {\"asset\": " + std::to_string(a.index()) +
+                    ", \"symbol\": \"MID\", \"price_before\": " + double_text(p0) +
+                    ", \"price_after\": " + double_text(p1) + "}, \"arrays\": {";
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+      at = (at + 63) / 64 * 64;
+      arrays[i].offset = at;
+      h += std::string(i ? ", " : "") + "\"" + arrays[i].name + "\": {\"dtype\": \"" +
+           arrays[i].dtype + "\", \"offset\": " + std::to_string(at) +
+           ", \"count\": " + std::to_string(arrays[i].count) + "}";
+      at += arrays[i].count * arrays[i].size;
+    }
+    return h + "}}";
+  };
+  // The header's length moves the first offset: settle it (two passes suffice, the
+  // offsets' digits change by at most one when the header grows by less than 64 bytes).
+  std::string header = header_for(16 + 256);
+  for (int pass = 0; pass < 4; ++pass) {
+    const std::string next = header_for(16 + header.size());
+    if (next.size() == header.size()) {
+      header = next;
+      break;
+    }
+    header = next;
+  }
+  std::FILE* f = std::fopen(path, "wb");
+  if (f == nullptr) {
+    std::fprintf(stderr, "book_bench: cannot write %s\n", path);
+    return 1;
+  }
+  const std::uint32_t version = 1;
+  const auto hlen = static_cast<std::uint32_t>(header.size());
+  bool ok = std::fwrite("CASCBOOK", 1, 8, f) == 8 && std::fwrite(&version, 4, 1, f) == 1 &&
+            std::fwrite(&hlen, 4, 1, f) == 1 &&
+            std::fwrite(header.data(), 1, header.size(), f) == header.size();
+  std::size_t at = 16 + header.size();
+  for (const array& x : arrays) {
+    static const char zeros[64] = {};
+    ok = ok && std::fwrite(zeros, 1, x.offset - at, f) == x.offset - at;
+    ok = ok && std::fwrite(x.data, x.size, x.count, f) == x.count;
+    at = x.offset + x.count * x.size;
+  }
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::fprintf(stderr, "book_bench: writing %s failed\n", path);
+    return 1;
+  }
+  std::fprintf(stderr, "book_bench: wrote %s (%zu rows, %zu terms, digest %s)\n", path, b.rows(),
+               b.term_assets().size(), digest.c_str());
+  return 0;
+}
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--export") == 0) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "book_bench: --export needs a file name\n");
+        return 2;
+      }
+      return write_export(argv[i + 1]);
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("book_digest", hex64(bench_book(auto_scan).digest()));
+  benchmark::AddCustomContext("book_positions", std::to_string(bench_positions()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -21,6 +21,7 @@
 #include "engine/cascade.hpp"
 #include "engine/curves.hpp"
 #include "engine/generator.hpp"
+#include "perf/bench_common.hpp"
 #include "proto/default_config.hpp"
 
 namespace {
@@ -137,19 +138,9 @@ void BM_critical_shock(benchmark::State& state) {
   state.counters["cascades"] = cascades;
 }
 
-// min and max beside the median, for the spread column of RESULTS.md.
-template <class Bench>
-Bench* spread(Bench* bm) {
-  bm->ComputeStatistics(
-      "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
-  bm->ComputeStatistics(
-      "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
-  return bm;
-}
-
-BENCHMARK(BM_full_recompute)->Unit(benchmark::kMillisecond)->Apply([](auto* b) { spread(b); });
-BENCHMARK(BM_cascade_warm)->Unit(benchmark::kMillisecond)->Apply([](auto* b) { spread(b); });
-BENCHMARK(BM_cascade_cold)->Unit(benchmark::kMillisecond)->Apply([](auto* b) { spread(b); });
+BENCHMARK(BM_full_recompute)->Unit(benchmark::kMillisecond)->Apply(perf::add_spread);
+BENCHMARK(BM_cascade_warm)->Unit(benchmark::kMillisecond)->Apply(perf::add_spread);
+BENCHMARK(BM_cascade_cold)->Unit(benchmark::kMillisecond)->Apply(perf::add_spread);
 BENCHMARK(BM_critical_shock)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
