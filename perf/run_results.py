@@ -313,12 +313,16 @@ def end_to_end_rows(r):
         rows.append(("P5", "end to end over loopback, 10k ticks/s, 100 subscribers: p50 <= "
                      "compute + 50 us, p99 <= 3x p50", "see goal", "not measured in this run: "
                      "see End to end", "-", "not measured", "`cascade_load` (perf/load/)"))
-    ticks = get(p6, "ingest", "server_applied_ticks_per_s")
+    # Ticks the engine took off its inbox per second: server_applied_ticks_per_s counts
+    # only what reaches the book after coalescing (one price per asset per engine cycle).
+    ticks = get(p6, "ingest", "engine_taken_ticks_per_s")
+    if ticks is None:
+        ticks = get(p6, "ingest", "server_received_ticks_per_s")
     alerts = get(p6, "flow", "alerts_received_per_s")
     if ticks is not None:
         cmd = code(r["commands"].get("p6", "cascade_load (see End to end)"))
         rows.append(("P6", "sustained ingest into one server, alerts flowing", ">= 500k ticks/s",
-                     f"{ticks / 1e3:.0f}k ticks/s applied, {alerts or 0:.0f} alerts/s received",
+                     f"{ticks / 1e3:.0f}k ticks/s taken by the engine, {alerts or 0:.0f} alerts/s received",
                      f"{ticks / 5e5:.2f}x the target",
                      verdict(ticks >= 5e5 and (alerts or 0) > 0), cmd))
     else:
@@ -439,8 +443,11 @@ def end_to_end_section(r):
         any_run = True
         lines.append(f"- {label}: " + code(r["commands"].get(key, "cascade_load")))
         lat = get(d, "latency", "tick_to_alert") or {}
-        lines.append(f"  - ingest: {get(d, 'ingest', 'server_applied_ticks_per_s') or 0:.0f} "
-                     f"ticks/s applied ({get(d, 'command', 'rate')} requested, batch "
+        taken = get(d, 'ingest', 'engine_taken_ticks_per_s')
+        taken = get(d, 'ingest', 'server_received_ticks_per_s') if taken is None else taken
+        lines.append(f"  - ingest: {taken or 0:.0f} ticks/s taken by the engine, "
+                     f"{get(d, 'ingest', 'server_applied_ticks_per_s') or 0:.0f}/s applied to the "
+                     f"book after coalescing ({get(d, 'command', 'rate')} requested, batch "
                      f"{get(d, 'command', 'batch')}), {get(d, 'flow', 'alerts_received_per_s') or 0:.0f} "
                      f"alerts/s received by {get(d, 'command', 'subscribers')} subscribers")
         lines.append("  - tick_to_alert: " + ", ".join(
@@ -581,6 +588,13 @@ def main():
 
     if args.from_dir:
         r = collect(args.from_dir)
+        # Load reports named on this command line take the place of the run's own.
+        for key, path, cmd in (("p5", args.p5_json, args.p5_command),
+                               ("p6", args.p6_json, args.p6_command)):
+            if path:
+                with open(path) as f:
+                    r[key] = json.load(f)
+                r["commands"][key] = cmd or f"cascade_load ... --json {os.path.basename(path)}"
     else:
         perf = os.path.join(args.build, "perf")
         results = args.results or os.path.join(perf, "results")
