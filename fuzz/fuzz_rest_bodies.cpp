@@ -117,11 +117,15 @@ std::string percent_escape(std::string_view s) {
 }
 
 void delete_position(std::string_view raw) {
-  const auto id = proto::decode_path_segment(raw);
-  if (!id) return;
-  const auto again = proto::decode_path_segment(percent_escape(*id));
-  FUZZ_CHECK(again && *again == *id, "a re-escaped path segment decodes to something else");
-  if (id->empty()) return;
+  constexpr std::string_view what = "the position id in the path";
+  const auto seg = proto::decode_path_segment(raw, what);
+  if (refused(seg)) return;
+  const std::string* id = &std::get<std::string>(seg);
+  FUZZ_CHECK(!id->empty() && fuzz::valid_utf8(*id),
+             "an accepted path segment is empty or not UTF-8");
+  const auto again = proto::decode_path_segment(percent_escape(*id), what);
+  FUZZ_CHECK(std::holds_alternative<std::string>(again) && std::get<std::string>(again) == *id,
+             "a re-escaped path segment decodes to something else");
   fuzz::live_state s;
   const std::uint64_t before = s.b.digest();
   const std::size_t size_before = s.b.size();
