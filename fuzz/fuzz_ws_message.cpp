@@ -2,6 +2,9 @@
 // decoder every client frame meets), against the default market.
 //
 // Beyond "no crash, no sanitizer report" it checks what the server relies on:
+//  - the decoder's two paths agree (ws_codec.hpp): the result is the reference path's
+//    (two passes), and the single pass for price frames, when it takes the frame, gives
+//    exactly that too (the decoded ticks, or the error and echoed id it gave up on);
 //  - a refusal has a message (valid UTF-8) and encodes to a valid `error` message;
 //  - an echoed id is a JSON scalar in canonical form (sent back, it is echoed unchanged)
 //    that encodes into valid `ack` and `pong` messages;
@@ -119,6 +122,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view frame = fuzz::as_text(data, size);
   const proto::client_message msg =
       proto::decode_client_message(frame, fuzz::fixed_market(), limits);
+  const proto::client_message reference =
+      proto::detail::decode_client_message_reference(frame, fuzz::fixed_market(), limits);
+  FUZZ_CHECK(msg == reference, "decode_client_message differs from its reference path");
+  if (const auto single =
+          proto::detail::decode_client_message_single_pass(frame, fuzz::fixed_market(), limits)) {
+    FUZZ_CHECK(*single == reference, "the single pass differs from the reference path");
+  }
 
   if (!msg.id.empty()) {
     FUZZ_CHECK(valid_json(msg.id), "the echoed id is not JSON: " + msg.id);

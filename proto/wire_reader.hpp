@@ -44,13 +44,20 @@ class wire_reader {
   wire_reader(const wire_reader&) = delete;
   wire_reader& operator=(const wire_reader&) = delete;
 
-  // Parses the input (stage 1: UTF-8, strings, structure); bad_json on failure.
+  // Parses the input (stage 1: UTF-8, strings, structure); bad_json on failure. Called
+  // again, starts over from scratch: unlike rewind(), also after a read that failed
+  // half-way (simdjson's iterator may then be left in its error state).
   [[nodiscard]] fault start();
   // Back to the document's start for another pass (the path is emptied).
   void rewind();
   // The root as an object: bad_json when the JSON is broken, bad_request when it is
   // another type.
   [[nodiscard]] fault root_object(od::object& out);
+  // The root as an object, or false (nothing said why): for a pass that starts over on
+  // any refusal. True exactly when root_object() succeeds.
+  [[nodiscard]] bool try_root_object(od::object& out) {
+    return doc_.get_object().get(out) == simdjson::SUCCESS;
+  }
   // After the root was read whole: bad_json when anything but whitespace follows.
   [[nodiscard]] fault finish();
 

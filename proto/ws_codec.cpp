@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <utility>
 
 #include "proto/input_error.hpp"
 #include "proto/json_writer.hpp"
@@ -223,6 +225,282 @@ client_body decode_ping(wire_reader& r, od::object& root) {
   return ping_msg{};
 }
 
+// The single pass (issue 7, P4: decoding a price frame at most 2x a bare simdjson parse).
+// It takes only frames that open with `{"op": "price"` or `{"op": "prices"` and reads
+// every value as the reference path would, but never explains a refusal: anything the
+// reference would refuse, or that it does not expect (an escaped key, a key out of
+// place, a repeat), makes it give up, and the caller starts over on the reference path,
+// so that the error and its echoed id stay what they were. Keys are matched on their
+// raw bytes, no path is kept for messages, and nothing is allocated but the ticks (and an
+// id or source too long for std::string's inline buffer).
+
+// The op of a frame that opens with {"op":"price" or {"op":"prices" (JSON whitespace
+// between the tokens, nothing escaped); nullopt for any other frame.
+std::optional<op_kind> single_pass_op(std::string_view frame) {
+  constexpr std::string_view compact = R"({"op":"price)";
+  if (frame.starts_with(compact) && frame.size() > compact.size() + 1) {
+    const std::string_view rest = frame.substr(compact.size(), 2);
+    if (rest[0] == '"') return op_kind::price;
+    if (rest == "s\"") return op_kind::prices;
+  }
+  std::size_t i = 0;
+  const auto skip_space = [&] {
+    while (i < frame.size() && detail::json_space(frame[i])) ++i;
+  };
+  const auto token = [&](std::string_view t) {
+    skip_space();
+    if (frame.substr(i, t.size()) != t) return false;
+    i += t.size();
+    return true;
+  };
+  if (!token("{") || !token("\"op\"") || !token(":")) return std::nullopt;
+  if (token("\"price\"")) return op_kind::price;
+  if (token("\"prices\"")) return op_kind::prices;
+  return std::nullopt;
+}
+
+// Whether a key's raw text (after its opening quote, as simdjson gives it) is `name`
+// unescaped. `name` holds no quote or backslash, so the loop stops at the key's closing
+// quote at the latest and never reads past it.
+bool raw_key_is(const char* key, std::string_view name) {
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (key[i] != name[i]) return false;
+  }
+  return key[name.size()] == '"';
+}
+
+// One field of a tick (asset, price, source, ts), read as tick_reader::field reads it;
+// false when that would refuse it, or the key is another or repeated. `seen` holds a bit
+// per key, in tick_reader::names' order.
+bool single_pass_tick_field(const char* key, od::value& v, const market& m, price_tick& t,
+                            unsigned& seen) {
+  const auto first_time = [&](unsigned bit) {
+    return (std::exchange(seen, seen | bit) & bit) == 0;
+  };
+  std::string_view s;
+  switch (key[0]) {
+    case 'a': {
+      if (!raw_key_is(key, "asset") || !first_time(1) || v.get_string().get(s)) return false;
+      const auto a = m.find_asset(s);
+      if (!a) return false;
+      t.asset = *a;
+      return true;
+    }
+    case 'p':
+      // A get_double that succeeds read a number (the token starts with '-' or a digit),
+      // so this is read_price's test: finite and > 0.
+      return raw_key_is(key, "price") && first_time(2) &&
+             v.get_double().get(t.price) == simdjson::SUCCESS && std::isfinite(t.price) &&
+             t.price > 0.0;
+    case 's':
+      if (!raw_key_is(key, "source") || !first_time(4) || v.get_string().get(s) || s.empty() ||
+          s.size() > detail::tick_reader::max_source_bytes) {
+        return false;
+      }
+      t.source.assign(s);
+      return true;
+    case 't':
+      return raw_key_is(key, "ts") && first_time(8) &&
+             v.get_double().get(t.ts) == simdjson::SUCCESS && std::isfinite(t.ts) && t.ts >= 0.0 &&
+             t.ts <= detail::tick_reader::max_ts;
+    default:
+      return false;
+  }
+}
+
+// The id's canonical text when it is one that read_scalar_json would give back as
+// written: an integer of up to 18 digits (so within int64, printed as is) other than -0,
+// or a string with no escape or control byte (re-encoded as is). False otherwise, the
+// value unread.
+bool single_pass_plain_id(od::value& v, std::string& out) {
+  const std::string_view raw = detail::trimmed_token(v);
+  if (raw.empty()) return false;
+  if (raw[0] == '"') {
+    if (raw.size() < 2 || raw.back() != '"') return false;
+    for (std::size_t i = 1; i + 1 < raw.size(); ++i) {
+      const auto c = static_cast<unsigned char>(raw[i]);
+      if (c < 0x20 || c == '\\' || c == '"') return false;
+    }
+  } else {
+    const std::string_view digits = raw[0] == '-' ? raw.substr(1) : raw;
+    constexpr std::size_t max_digits = 18;
+    if (digits.empty() || digits.size() > max_digits || (digits[0] == '0' && raw.size() > 1)) {
+      return false;
+    }
+    for (const char c : digits) {
+      if (c < '0' || c > '9') return false;
+    }
+  }
+  out.assign(raw);
+  return true;
+}
+
+// After a tick's last field: asset and price are required, source defaults to "ws".
+bool single_pass_tick_done(price_tick& t, unsigned seen) {
+  if ((seen & 3) != 3) return false;
+  if ((seen & 4) == 0) t.source.assign("ws");
+  return true;
+}
+
+// A `prices` array: 1..max_batch tick objects.
+bool single_pass_ticks(od::value& v, const market& m, std::size_t max_batch,
+                       std::vector<price_tick>& out) {
+  od::array arr;
+  if (v.get_array().get(arr)) return false;
+  for (auto element : arr) {
+    od::value x;
+    od::object obj;
+    if (std::move(element).get(x) || out.size() >= max_batch || x.get_object().get(obj)) {
+      return false;
+    }
+    price_tick& t = out.emplace_back();
+    unsigned seen = 0;
+    for (auto result : obj) {
+      od::field f;
+      if (std::move(result).get(f) ||
+          !single_pass_tick_field(f.key().raw(), f.value(), m, t, seen)) {
+        return false;
+      }
+    }
+    if (!single_pass_tick_done(t, seen)) return false;
+  }
+  return !out.empty();
+}
+
+// The single pass on a started reader for a frame single_pass_op() gave `op`; false
+// when it gives up (`out` is then left half-written).
+bool decode_single_pass(wire_reader& r, op_kind op, const market& m, const decode_limits& limits,
+                        client_message& out) {
+  od::object root;
+  if (!r.try_root_object(root)) return false;
+  prices_msg msg;
+  price_tick tick;
+  unsigned tick_seen = 0;
+  bool first = true;
+  bool id_seen = false;
+  bool prices_seen = false;
+  for (auto result : root) {
+    od::field f;
+    if (std::move(result).get(f)) return false;
+    const char* key = f.key().raw();
+    od::value& v = f.value();
+    if (first) {  // `op`, as single_pass_op() saw it
+      first = false;
+      std::string_view s;
+      if (!raw_key_is(key, "op") || v.get_string().get(s) || parse_op(s) != op) return false;
+      continue;
+    }
+    if (key[0] == 'i') {
+      if (!raw_key_is(key, "id") || std::exchange(id_seen, true) ||
+          (!single_pass_plain_id(v, out.id) && r.read_scalar_json(v, out.id))) {
+        return false;
+      }
+      continue;
+    }
+    if (op == op_kind::price) {
+      if (!single_pass_tick_field(key, v, m, tick, tick_seen)) return false;
+    } else if (!raw_key_is(key, "prices") || std::exchange(prices_seen, true) ||
+               !single_pass_ticks(v, m, limits.max_batch, msg.ticks)) {
+      return false;
+    }
+  }
+  if (first || r.finish()) return false;
+  if (op == op_kind::price) {
+    if (!single_pass_tick_done(tick, tick_seen)) return false;
+    msg.ticks.push_back(std::move(tick));
+  } else if (!prices_seen) {
+    return false;
+  }
+  out.body = std::move(msg);
+  return true;
+}
+
+// The reference path, on a started reader: a first pass finds `id` (so that any refusal
+// can echo it) and `op` (which decides what the other keys may be), wherever they are in
+// the object, skipping the other values; the second decodes the op's fields.
+client_message decode_two_pass(wire_reader& r, const market& m, const decode_limits& limits) {
+  client_message out;
+  od::object root;
+  if (fault f = r.root_object(root)) {
+    out.body = *std::move(f);
+    return out;
+  }
+  bool id_seen = false;
+  bool op_seen = false;
+  fault id_fault;
+  fault op_fault;
+  std::optional<op_kind> op;
+  if (fault f = r.for_each_field(root, [&](std::string_view k, od::value& v) -> fault {
+        if (k == "id" && !id_seen) {
+          id_seen = true;
+          if (fault g = r.read_scalar_json(v, out.id)) {
+            out.id.clear();
+            if (g->code == error_code::bad_json) return g;
+            id_fault = std::move(g);
+          }
+        } else if (k == "op" && !op_seen) {
+          op_seen = true;
+          std::string_view s;
+          if (fault g = r.read_string(v, s)) {
+            if (g->code == error_code::bad_json) return g;
+            op_fault = std::move(g);
+          } else if (!(op = parse_op(s))) {
+            op_fault = r.error(error_code::unknown_op,
+                               detail::cat("unknown op ", detail::wire_quoted(s),
+                                           " (expected subscribe, unsubscribe, price, prices, "
+                                           "resume or ping)"));
+          }
+        }
+        return std::nullopt;
+      })) {
+    out.body = *std::move(f);
+    return out;
+  }
+  if (fault f = r.finish()) {
+    out.body = *std::move(f);
+    return out;
+  }
+  if (id_fault) {
+    out.body = *std::move(id_fault);
+    return out;
+  }
+  if (!op_seen) {
+    out.body = r.missing("op");
+    return out;
+  }
+  if (op_fault) {
+    out.body = *std::move(op_fault);
+    return out;
+  }
+
+  r.rewind();
+  if (fault f = r.root_object(root)) {
+    out.body = *std::move(f);
+    return out;
+  }
+  switch (*op) {
+    case op_kind::subscribe:
+      out.body = decode_subscribe(r, root, m, limits);
+      break;
+    case op_kind::unsubscribe:
+      out.body = decode_unsubscribe(r, root);
+      break;
+    case op_kind::price:
+      out.body = decode_price(r, root, m);
+      break;
+    case op_kind::prices:
+      out.body = decode_prices(r, root, m, limits);
+      break;
+    case op_kind::resume:
+      out.body = decode_resume(r, root);
+      break;
+    case op_kind::ping:
+      out.body = decode_ping(r, root);
+      break;
+  }
+  return out;
+}
+
 template <class T>
 bool contains_sorted(const std::vector<T>& v, const T& x) {
   return std::binary_search(v.begin(), v.end(), x);
@@ -423,95 +701,37 @@ bool subscription::matches(const event_body& e) const {
 
 client_message decode_client_message(std::string_view frame, const market& m,
                                      const decode_limits& limits) {
-  client_message out;
   wire_reader r(frame);
-  if (fault f = r.start()) {
-    out.body = *std::move(f);
-    return out;
+  if (fault f = r.start()) return {{}, *std::move(f)};
+  if (const auto op = single_pass_op(frame)) {
+    client_message out;
+    if (decode_single_pass(r, *op, m, limits, out)) return out;
+    // Start over: the single pass may have left simdjson's iterator in its error state.
+    if (fault f = r.start()) return {{}, *std::move(f)};
   }
+  return decode_two_pass(r, m, limits);
+}
 
-  // First pass: `id` (so that any refusal can echo it) and `op` (which decides what the
-  // other keys may be), wherever they are in the object; the other values are skipped.
-  od::object root;
-  if (fault f = r.root_object(root)) {
-    out.body = *std::move(f);
-    return out;
-  }
-  bool id_seen = false;
-  bool op_seen = false;
-  fault id_fault;
-  fault op_fault;
-  std::optional<op_kind> op;
-  if (fault f = r.for_each_field(root, [&](std::string_view k, od::value& v) -> fault {
-        if (k == "id" && !id_seen) {
-          id_seen = true;
-          if (fault g = r.read_scalar_json(v, out.id)) {
-            out.id.clear();
-            if (g->code == error_code::bad_json) return g;
-            id_fault = std::move(g);
-          }
-        } else if (k == "op" && !op_seen) {
-          op_seen = true;
-          std::string_view s;
-          if (fault g = r.read_string(v, s)) {
-            if (g->code == error_code::bad_json) return g;
-            op_fault = std::move(g);
-          } else if (!(op = parse_op(s))) {
-            op_fault = r.error(error_code::unknown_op,
-                               detail::cat("unknown op ", detail::wire_quoted(s),
-                                           " (expected subscribe, unsubscribe, price, prices, "
-                                           "resume or ping)"));
-          }
-        }
-        return std::nullopt;
-      })) {
-    out.body = *std::move(f);
-    return out;
-  }
-  if (fault f = r.finish()) {
-    out.body = *std::move(f);
-    return out;
-  }
-  if (id_fault) {
-    out.body = *std::move(id_fault);
-    return out;
-  }
-  if (!op_seen) {
-    out.body = r.missing("op");
-    return out;
-  }
-  if (op_fault) {
-    out.body = *std::move(op_fault);
-    return out;
-  }
+namespace detail {
 
-  r.rewind();
-  if (fault f = r.root_object(root)) {
-    out.body = *std::move(f);
-    return out;
-  }
-  switch (*op) {
-    case op_kind::subscribe:
-      out.body = decode_subscribe(r, root, m, limits);
-      break;
-    case op_kind::unsubscribe:
-      out.body = decode_unsubscribe(r, root);
-      break;
-    case op_kind::price:
-      out.body = decode_price(r, root, m);
-      break;
-    case op_kind::prices:
-      out.body = decode_prices(r, root, m, limits);
-      break;
-    case op_kind::resume:
-      out.body = decode_resume(r, root);
-      break;
-    case op_kind::ping:
-      out.body = decode_ping(r, root);
-      break;
-  }
+client_message decode_client_message_reference(std::string_view frame, const market& m,
+                                               const decode_limits& limits) {
+  wire_reader r(frame);
+  if (fault f = r.start()) return {{}, *std::move(f)};
+  return decode_two_pass(r, m, limits);
+}
+
+std::optional<client_message> decode_client_message_single_pass(std::string_view frame,
+                                                                const market& m,
+                                                                const decode_limits& limits) {
+  const auto op = single_pass_op(frame);
+  wire_reader r(frame);
+  client_message out;
+  if (!op || r.start() || !decode_single_pass(r, *op, m, limits, out)) return std::nullopt;
   return out;
 }
+
+}  // namespace detail
 
 std::string encode_hello(std::uint64_t seq, std::uint64_t oldest_seq) {
   json_writer w;

@@ -52,6 +52,7 @@ enum class error_code : std::uint8_t {
 struct wire_error {
   error_code code = error_code::bad_request;
   std::string message;
+  friend bool operator==(const wire_error&, const wire_error&) = default;
 };
 
 // Channel bits.
@@ -78,6 +79,7 @@ struct subscription {
 
   // Whether an event passes this subscription (channel and filter).
   [[nodiscard]] bool matches(const event_body& e) const;
+  friend bool operator==(const subscription&, const subscription&) = default;
 };
 
 // One price tick as a client sent it. `ts` is 0 when the client gave none (the server
@@ -87,21 +89,29 @@ struct price_tick {
   double price = 0.0;
   std::string source;
   double ts = 0.0;
+  friend bool operator==(const price_tick&, const price_tick&) = default;
 };
 
+// Equal when every field is (the two decoding paths are compared this way).
 struct subscribe_msg {
   subscription sub;
+  friend bool operator==(const subscribe_msg&, const subscribe_msg&) = default;
 };
 struct unsubscribe_msg {
   std::uint8_t channels = all_channels;
+  friend bool operator==(const unsubscribe_msg&, const unsubscribe_msg&) = default;
 };
 struct prices_msg {  // both `price` (one tick) and `prices`
   std::vector<price_tick> ticks;
+  friend bool operator==(const prices_msg&, const prices_msg&) = default;
 };
 struct resume_msg {
   std::uint64_t from_seq = 0;
+  friend bool operator==(const resume_msg&, const resume_msg&) = default;
 };
-struct ping_msg {};
+struct ping_msg {
+  friend bool operator==(const ping_msg&, const ping_msg&) = default;
+};
 
 using client_body =
     std::variant<wire_error, subscribe_msg, unsubscribe_msg, prices_msg, resume_msg, ping_msg>;
@@ -111,6 +121,7 @@ struct client_message {
   // re-encoded canonically; empty when absent or unreadable (answers then carry null).
   std::string id;
   client_body body;  // wire_error when the frame was refused
+  friend bool operator==(const client_message&, const client_message&) = default;
 };
 
 struct decode_limits {
@@ -121,8 +132,26 @@ struct decode_limits {
 // Decodes one text frame. Never fails as a whole: a refused frame comes back with a
 // wire_error body and its id, wherever the id is in the object, unless the JSON breaks
 // before it (then, and for an id that is an object or array, the id is empty).
+//
+// Two paths give the same result for every frame (tests/proto/ws_decode_paths_test.cpp
+// and fuzz/fuzz_ws_message.cpp compare them): a `price` or `prices` frame whose first
+// key is `op` (what clients send) is decoded in a single pass, which gives up on
+// anything it would refuse or does not expect; every other frame, and one given up on,
+// takes the reference path: a first pass that finds `id` and `op` wherever they are (so
+// that any refusal echoes the id), then the op's fields.
 [[nodiscard]] client_message decode_client_message(std::string_view frame, const market& m,
                                                    const decode_limits& limits = {});
+
+namespace detail {
+// The two paths of decode_client_message on their own, to compare them. The single
+// pass gives nullopt whenever it gives up: the frame is not `{"op": "price"` or
+// `{"op": "prices"` (keys unescaped), or anything in it is refused or unusual.
+[[nodiscard]] client_message decode_client_message_reference(std::string_view frame,
+                                                             const market& m,
+                                                             const decode_limits& limits = {});
+[[nodiscard]] std::optional<client_message> decode_client_message_single_pass(
+    std::string_view frame, const market& m, const decode_limits& limits = {});
+}  // namespace detail
 
 // Server messages. `id` is client_message::id (empty -> null).
 [[nodiscard]] std::string encode_hello(std::uint64_t seq, std::uint64_t oldest_seq);
