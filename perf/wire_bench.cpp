@@ -84,6 +84,36 @@ void BM_decode_price(benchmark::State& state) {
 }
 BENCHMARK(BM_decode_price)->Apply(perf::add_spread);
 
+// The same frame through the reference path alone (the two passes every frame took
+// before the single pass, and that every other frame still takes): the single pass's
+// gain, measured in the same run.
+void BM_decode_price_two_pass(benchmark::State& state) {
+  const market& m = default_market();
+  for (auto _ : state) {
+    auto msg = proto::detail::decode_client_message_reference(price_frame, m);
+    benchmark::DoNotOptimize(msg);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * price_frame.size()));
+}
+BENCHMARK(BM_decode_price_two_pass)->Apply(perf::add_spread);
+
+// A price frame refused at its last field: the single pass gives up there and the frame
+// starts over on the reference path (parsed again), what a refusal costs now.
+void BM_decode_price_refused(benchmark::State& state) {
+  const market& m = default_market();
+  const std::string frame =
+      R"({"op":"price","id":17,"asset":"ETH","price":2400.5,"source":"binance","ts":-1})";
+  for (auto _ : state) {
+    auto msg = proto::decode_client_message(frame, m);
+    if (!std::holds_alternative<proto::wire_error>(msg.body)) {
+      state.SkipWithError("the frame was not refused");
+      return;
+    }
+    benchmark::DoNotOptimize(msg);
+  }
+}
+BENCHMARK(BM_decode_price_refused)->Apply(perf::add_spread);
+
 // P4: what a WebSocket I/O thread does with a price frame (server/app.cpp on_message and
 // ws_prices, engine_service::submit): stamp the ingest clock, decode, build the engine
 // command with its answer callback (a weak reference to the peer and the request id),
