@@ -885,16 +885,24 @@ namespace cascade {
 
 // --- realizable value (book.hpp, realizable_cell) ------------------------------------
 //
-// Per row the book keeps six running sums at market prices: sum c m lt, sum c m,
-// sum c m bonus, sum d m, sum lt R, sum R (R: a leg's realizable USD), and per exposure
-// entry the R it last added. A market move of asset a walks a's segment once: each
-// holder's sums move by the entry's amounts x the price delta, and by lt x (R' - R) with
-// R' = the leg's proceeds behind the queue at the new state (one proceeds() call), like
-// the HF walk. Queued positions (few: liquidatable or pending) are valued exactly from
-// their legs instead, since their own seizure is left out of the queue ahead of them.
-// When the queue's units Q_a change, a's collateral holders are walked again with a
-// price delta of 0 (R only). Every `anchor_updates` walks of an asset recompute its
-// holders exactly, which bounds the drift of the sums as for the health cells.
+// Per row the book keeps four running sums at market prices: sum c m lt, sum d m,
+// sum lt R, sum R (R: a leg's realizable USD), and per exposure entry the R it last
+// added; the collateral's market value (sum c m) and sum c m bonus are summed from the
+// legs when asked for (realizable_at: queries, events, the few queued rows). A market
+// move of asset a walks a's segment: each holder's sums move by the entry's amounts x
+// the price delta, and by lt x (R' - R) with R' = the leg's proceeds behind the queue at
+// the new state, like the HF walk. Queued positions (few: liquidatable or pending) are
+// valued exactly from their legs instead, since their own seizure is left out of the
+// queue ahead of them.
+//
+// The queue's units Q_a depend only on market values (membership and the seized
+// fraction S / C), never on R. So a batch first values the queued rows (and the rows
+// whose band changed) exactly at the new prices, sums Q, and then walks each asset
+// whose price or Q moved once, behind the new Q. Only a row that the walks find
+// crossing HF 1 at market prices (rare: with every oracle at the market price its band
+// has said so already) can still move Q; then the assets whose Q moved are walked again
+// with a price delta of 0 (R only). Every `anchor_updates` walks of an asset recompute
+// its holders exactly, which bounds the drift of the sums as for the health cells.
 
 void book::rebuild_liquidity(std::size_t a) {
   const market& m = *market_;
@@ -958,10 +966,26 @@ double book::leg_value(std::size_t a, double ahead, double c) const {
                             : got;
 }
 
+book::market_collateral book::collateral_at_market(row_t r) const {
+  const std::size_t n = prices_.size();
+  const std::size_t p = protocols_[r].index();
+  market_collateral out;
+  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+    if (!(leg_coll_[k] > 0.0)) continue;
+    const std::size_t a = leg_asset_[k].index();
+    const double v = leg_coll_[k] * prices_[a];
+    out.coll += v;
+    out.bonus += v * bonus_[p * n + a];
+  }
+  return out;
+}
+
 realizable_cell book::realizable_at(row_t r) const {
   const real_sums& s = sums_[r];
   realizable_cell v;
-  v.collateral_market_usd = s.coll;
+  if (!options_.realizable) return v;
+  const market_collateral mc = collateral_at_market(r);
+  v.collateral_market_usd = mc.coll;
   v.collateral_real_usd = s.real_coll;
   v.debt_usd = s.debt;
   if (s.debt > 0.0) {
@@ -972,8 +996,8 @@ realizable_cell book::realizable_at(row_t r) const {
     // Model v1 step b at market prices: what the liquidation will take.
     const protocol& pr = market_->get_protocol(protocols_[r]);
     const double cf = v.hf_market >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
-    const double b = s.coll > 0.0 ? s.bonus / s.coll : 0.0;
-    v.seize_usd = std::min(s.coll, cf * s.debt * (1.0 + b));
+    const double b = mc.coll > 0.0 ? mc.bonus / mc.coll : 0.0;
+    v.seize_usd = std::min(mc.coll, cf * s.debt * (1.0 + b));
   }
   return v;
 }
@@ -987,38 +1011,44 @@ std::size_t book::entry_of(std::size_t a, row_t r) const {
   return static_cast<std::size_t>(it - exposure_.data());
 }
 
-void book::exact_value(row_t r, bool store) {
+void book::exact_market(row_t r) {
   const std::size_t n = prices_.size();
   const std::size_t p = protocols_[r].index();
   real_sums s;
   for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
     const std::size_t a = leg_asset_[k].index();
     const double m = prices_[a];
-    if (leg_coll_[k] > 0.0) {
-      const double v = leg_coll_[k] * m;
-      s.coll += v;
-      s.mkt_num += v * lt_[p * n + a];
-      s.bonus += v * bonus_[p * n + a];
-    }
+    if (leg_coll_[k] > 0.0) s.mkt_num += leg_coll_[k] * m * lt_[p * n + a];
     if (leg_debt_[k] > 0.0) s.debt += leg_debt_[k] * m;
   }
+  // The realizable part keeps its last value until exact_real.
+  s.real_num = sums_[r].real_num;
+  s.real_coll = sums_[r].real_coll;
   sums_[r] = s;
   // Queue membership decides how the legs are valued.
-  const bool queued =
-      s.debt > 0.0 && (static_cast<band>(bands_[r]) == band::liquidatable || s.mkt_num < s.debt);
-  set_queued(r, queued);
-  const double own =
-      queued && s.coll > 0.0 ? realizable_at(r).seize_usd / s.coll : 0.0;  // seized fraction
+  set_queued(r, s.debt > 0.0 && (static_cast<band>(bands_[r]) == band::liquidatable ||
+                                 s.mkt_num < s.debt));
+}
+
+void book::exact_real(row_t r) {
+  const std::size_t n = prices_.size();
+  const std::size_t p = protocols_[r].index();
+  real_sums& s = sums_[r];
+  const bool queued = (status_[r] & status_queued) != 0;
+  const double own = queued ? seized_fraction(r) : 0.0;
+  s.real_coll = 0.0;
+  s.real_num = 0.0;
   for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
     const std::size_t a = leg_asset_[k].index();
     const double c = leg_coll_[k];
     double got = 0.0;
     if (c > 0.0) {
       got = leg_value(a, std::max(0.0, queue_units_[a] - c * own), c);
-      sums_[r].real_coll += got;
-      sums_[r].real_num += got * lt_[p * n + a];
+      s.real_coll += got;
+      s.real_num += got * lt_[p * n + a];
     }
-    if (store && (c > 0.0 || leg_debt_[k] > 0.0)) {
+    // Walks skip queued rows; the others' walks add to the R each entry last added.
+    if (!queued && (c > 0.0 || leg_debt_[k] > 0.0)) {
       // The entry of this leg: legs of one asset in one row are adjacent entries, in
       // leg order.
       std::size_t e = entry_of(a, r);
@@ -1101,50 +1131,82 @@ void book::walk_real(std::size_t a, double dp, std::vector<status_change>* out) 
   double* rs = exposure_r_.data() + seg_begin_[a];
   const std::size_t count = seg_size_[a];
   const double q = queue_units_[a];
+  // What a leg of c units fetches behind Q: leg_value(a, q, c), with a v1 pool's
+  // arithmetic written out (the same operations in the same order) so that the loop
+  // calls nothing. A ratio pool's proceeds are in base units, valued at the base's price.
+  const std::optional<liquidity>& liq = liq_[a];
+  const bool v1 = liq && liq->is_v1_pool();
+  const pool pl = v1 ? liq->v1_pool() : pool{};
+  const double before = v1 && q > 0.0 ? pl.quote * q / (pl.base + q) : 0.0;
+  const double base_q = pl.base + q;
+  const double unit =
+      !liq ? prices_[a]
+           : (liq_ratio_[a] != 0 ? prices_[market_->base_of(asset_id::from_index(a))->index()]
+                                 : 1.0);
+  const auto value = [&](double c) {
+    if (v1) {
+      const double got = std::max(0.0, pl.quote * (q + c) / (base_q + c) - before);
+      return liq_ratio_[a] != 0 ? got * unit : got;
+    }
+    return liq ? leg_value(a, q, c) : c * unit;
+  };
   constexpr std::size_t ahead = 64;
   for (std::size_t i = 0; i < count; ++i) {
     if (i + ahead < count) {
       const row_t next = seg[i + ahead].row;
       __builtin_prefetch(&sums_[next], 1);
-      __builtin_prefetch(reinterpret_cast<const char*>(&sums_[next]) + 40, 1);
       __builtin_prefetch(&status_[next], 0);
       __builtin_prefetch(&bands_[next], 0);
     }
     const row_t r = seg[i].row;
     const std::uint8_t b = bands_[r];
-    if (b == dead) continue;
-    if ((status_[r] & status_queued) != 0) {
-      touch(r);  // valued exactly after the walks
-      continue;
-    }
+    const std::uint8_t st = status_[r];
+    // Dead rows, and rows valued exactly after the walks (queued, touched), are skipped.
+    if (b == dead || (st & status_touched) != 0) continue;
     const std::size_t slot = seg[i].protocol * n + a;
     const double wc = seg[i].weighted_collateral;
     real_sums& s = sums_[r];
     if (wc > 0.0) {
       const double lt = lt_[slot];
       const double c = wc / lt;
-      const double got = leg_value(a, q, c);
+      const double got = value(c);
       const double d_r = got - rs[i];
       rs[i] = got;
       s.mkt_num += wc * dp;
-      s.coll += c * dp;
-      s.bonus += c * bonus_[slot] * dp;
       s.real_num += lt * d_r;
       s.real_coll += d_r;
     }
     s.debt += seg[i].debt * dp;
     // Judge once per row: after its last entry in this segment.
     if (i + 1 < count && seg[i + 1].row == r) continue;
-    const bool queued = s.debt > 0.0 && (static_cast<band>(b) == band::liquidatable ||
-                                         s.mkt_num < s.debt);
-    if (queued) {
-      set_queued(r, true);
+    if (s.debt > 0.0 && (static_cast<band>(b) == band::liquidatable || s.mkt_num < s.debt)) {
+      // Joins the queue: valued exactly after the walks, and the queue's units move.
       touch(r);
+      queue_joined_ = true;
       continue;
     }
-    judge_status(r, out);
+    // Not queued, so not pending: only insolvency can change (judge_status's rule).
+    const std::uint8_t flags = s.debt > 0.0 && s.real_coll < s.debt ? status_insolvent : 0;
+    if ((st & (status_pending | status_insolvent)) != flags) judge_status(r, out);
   }
   ++stats_.real_walks;
+}
+
+double book::seized_fraction(row_t r) const {
+  const double coll = collateral_at_market(r).coll;
+  return coll > 0.0 ? realizable_at(r).seize_usd / coll : 0.0;
+}
+
+// Q_a per asset from the queued rows' current sums, into queue_scratch_.
+void book::sum_queue() {
+  std::fill(queue_scratch_.begin(), queue_scratch_.end(), 0.0);
+  for (const row_t r : queue_) {
+    const double frac = seized_fraction(r);
+    if (!(frac > 0.0)) continue;
+    for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+      if (leg_coll_[k] > 0.0) queue_scratch_[leg_asset_[k].index()] += leg_coll_[k] * frac;
+    }
+  }
 }
 
 void book::refresh_realizable(std::span<const asset_id> moved, std::span<const double> old_prices,
@@ -1162,8 +1224,12 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::span<const d
     judge_stamp_[r] = stamp_;
     judged_.push_back({r, was});
   }
-  // 1. Market moves: each moved asset's holders, by deltas (or exactly, at an anchor).
   for (std::size_t i = 0; i < moved.size(); ++i) rebuild_liquidity_price(moved[i].index());
+  // 1. Rows valued exactly: band changes, new rows, every queued row, and at an anchor
+  // every holder of the asset. Their market values are final now, and so is the queue's
+  // membership but for rows that the walks find crossing HF 1 at market prices.
+  walk_assets_.clear();
+  walk_dp_.clear();
   for (std::size_t i = 0; i < moved.size(); ++i) {
     const std::size_t a = moved[i].index();
     if (++real_anchor_[a] > options_.anchor_updates) {
@@ -1171,43 +1237,51 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::span<const d
       for (const exposure_entry& e : exposure(moved[i])) touch(e.row);
       continue;
     }
-    walk_real(a, prices_[a] - old_prices[i], out);
+    walk_assets_.push_back(a);
+    walk_dp_.push_back(prices_[a] - old_prices[i]);
   }
-  // 2. Band changes, new rows, queued rows met on the walks: exactly.
   if (crossings != nullptr) {
     for (std::size_t i = first_crossing; i < crossings->size(); ++i) touch((*crossings)[i].row);
   }
   for (const row_t r : extra) touch(r);
+  for (const row_t r : queue_) touch(r);
   for (std::size_t i = 0; i < touched_.size(); ++i) {
     const row_t r = touched_[i];
-    if (bands_[r] != dead) exact_value(r, true);
+    if (bands_[r] != dead) exact_market(r);
   }
-  // 3. The queue's units per asset; where they moved, every holder sells behind a new
-  // queue: walk again with no price change (queued rows exactly).
-  std::fill(queue_scratch_.begin(), queue_scratch_.end(), 0.0);
-  for (const row_t r : queue_) {
-    const real_sums& s = sums_[r];
-    if (!(s.coll > 0.0)) continue;
-    const double frac = realizable_at(r).seize_usd / s.coll;
-    for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
-      if (leg_coll_[k] > 0.0) queue_scratch_[leg_asset_[k].index()] += leg_coll_[k] * frac;
-    }
-  }
-  bool queue_moved = false;
+  // 2. The queue's units per asset at the new prices. Every holder of an asset whose
+  // price or Q moved sells at a new value: one walk each (deltas), behind the new Q.
+  sum_queue();
   for (std::size_t a = 0; a < queue_units_.size(); ++a) {
     if (queue_scratch_[a] == queue_units_[a]) continue;
     queue_units_[a] = queue_scratch_[a];
-    queue_moved = true;
-    if (liq_[a]) walk_real(a, 0.0, out);
-  }
-  if (queue_moved) {
-    // Queued rows sell behind the rest of the queue: all of them again, exactly (their
-    // market values, hence membership and Q, do not change).
-    queue_copy_.assign(queue_.begin(), queue_.end());
-    for (const row_t r : queue_copy_) {
-      touch(r);
-      exact_value(r, true);
+    if (liq_[a] && std::find(walk_assets_.begin(), walk_assets_.end(), a) == walk_assets_.end()) {
+      walk_assets_.push_back(a);
+      walk_dp_.push_back(0.0);
     }
+  }
+  queue_joined_ = false;
+  const std::size_t valued = touched_.size();
+  for (std::size_t i = 0; i < walk_assets_.size(); ++i) walk_real(walk_assets_[i], walk_dp_[i], out);
+  // 3. Rows that joined the queue on the walks (rare): exactly, and then Q again; where
+  // it moved, its holders walk once more with no price change (R only). Membership is
+  // final by now: that walk changes no market value.
+  if (queue_joined_) {
+    for (std::size_t i = valued; i < touched_.size(); ++i) {
+      const row_t r = touched_[i];
+      if (bands_[r] != dead) exact_market(r);
+    }
+    sum_queue();
+    for (std::size_t a = 0; a < queue_units_.size(); ++a) {
+      if (queue_scratch_[a] == queue_units_[a]) continue;
+      queue_units_[a] = queue_scratch_[a];
+      if (liq_[a]) walk_real(a, 0.0, out);
+    }
+  }
+  // Rows valued exactly: their realizable part behind the final queue.
+  for (const row_t r : touched_) {
+    status_[r] &= static_cast<std::uint8_t>(~status_touched);
+    if (bands_[r] != dead) exact_real(r);
   }
   // 4. Statuses of every row valued exactly (the walks judged their own).
   for (const row_t r : touched_) {

@@ -173,10 +173,11 @@ struct at_risk_entry {
 //    be liquidated when its protocol's oracle catches up.
 //  - insolvent (hidden insolvency): D > 0, the band is not liquidatable and
 //    collateral_real < D: solvent in the protocol's accounting, not in the market.
-// Cost per tick: a batch revalues, from their legs, the holders of assets whose market
-// price moved, the positions whose band changed, and (when the queue's totals Q_a moved)
-// the collateral holders of those assets; nobody else. With no liquidatable or pending
-// positions the queue is empty and a tick revalues only its asset's holders.
+// Cost per batch: one walk of the holders of each asset whose market price or queue
+// total Q_a moved (deltas, like the HF walk), and an exact revaluation from the legs of
+// the queued positions and of those whose band changed; nobody else. With no
+// liquidatable or pending positions the queue is empty and a tick revalues only its
+// asset's holders.
 struct realizable_cell {
   double hf_market = std::numeric_limits<double>::infinity();
   double hf_real = std::numeric_limits<double>::infinity();
@@ -390,16 +391,20 @@ class book {
                           std::span<const row_t> extra, std::vector<status_change>* out,
                           std::span<const std::pair<row_t, std::uint8_t>> replaced = {});
   void walk_real(std::size_t a, double dp, std::vector<status_change>* out);
-  void exact_value(row_t r, bool store);
+  void sum_queue();
+  void exact_market(row_t r);
+  void exact_real(row_t r);
   void judge_status(row_t r, std::vector<status_change>* out);
   void clear_status(row_t r);
   void set_queued(row_t r, bool queued);
   void leave_queue(row_t r);
   [[nodiscard]] double leg_value(std::size_t a, double ahead, double c) const;
   [[nodiscard]] std::size_t entry_of(std::size_t a, row_t r) const;
+  // Marks a row to be valued exactly after the walks, which skip it.
   void touch(row_t r) {
     if (touch_stamp_[r] == stamp_) return;
     touch_stamp_[r] = stamp_;
+    status_[r] |= status_touched;
     touched_.push_back(r);
   }
   void rebuild_liquidity(std::size_t a);
@@ -407,6 +412,7 @@ class book {
   static constexpr std::uint8_t status_queued = 1;
   static constexpr std::uint8_t status_pending = 2;
   static constexpr std::uint8_t status_insolvent = 4;
+  static constexpr std::uint8_t status_touched = 8;  // within refresh_realizable only
   void set_band(row_t r, band to) {
     const auto p = protocols_[r].index();
     --band_counts_[p][bands_[r]];
@@ -423,21 +429,30 @@ class book {
   std::size_t split_assets_ = 0;
 
   // Realizable value (per row, per asset, per protocol).
+  // What the walks keep per row (32 bytes: the walks stream them). The collateral's
+  // market value and its bonus-weighted sum are summed from the legs when asked for.
   struct real_sums {
     double mkt_num = 0.0;    // sum c x market price x threshold
-    double coll = 0.0;       // sum c x market price
-    double bonus = 0.0;      // sum c x market price x bonus
     double debt = 0.0;       // sum d x market price
     double real_num = 0.0;   // sum R x threshold
     double real_coll = 0.0;  // sum R
   };
+  struct market_collateral {
+    double coll = 0.0;   // sum c x market price
+    double bonus = 0.0;  // sum c x market price x bonus
+  };
+  [[nodiscard]] market_collateral collateral_at_market(row_t r) const;
+  // The share of each collateral leg a queued row's liquidation seizes (S / C).
+  [[nodiscard]] double seized_fraction(row_t r) const;
   std::vector<real_sums> sums_;
   std::vector<double> exposure_r_;  // per exposure entry: the R it last added
   std::vector<double> lt_;          // [protocol][asset] liquidation threshold
   std::vector<double> bonus_;       // [protocol][asset] liquidation bonus
   std::vector<std::uint32_t> real_anchor_;  // per asset: walks since exact
   std::vector<row_t> flagged_;              // rows pending or insolvent
-  std::vector<row_t> queue_copy_;           // scratch
+  std::vector<std::size_t> walk_assets_;    // scratch: assets walked, and their
+  std::vector<double> walk_dp_;             // market price moves
+  bool queue_joined_ = false;               // a walk met a row joining the queue
   std::vector<std::uint32_t> judge_stamp_;  // per row: judged this batch
   std::vector<std::pair<row_t, std::uint8_t>> judged_;  // row, status at batch start
   std::vector<std::uint32_t> flag_pos_;
