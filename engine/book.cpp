@@ -68,7 +68,6 @@ book::book(const market& m, book_options options)
   hidden_.assign(np, {});
   liq_.resize(n);
   liq_ratio_.assign(n, 0);
-  real_anchor_.assign(n, 0);
   lt_.assign(n * np, 0.0);
   bonus_.assign(n * np, 0.0);
   for (std::size_t p = 0; p < np; ++p) {
@@ -83,6 +82,28 @@ book::book(const market& m, book_options options)
     if (const auto base = m.base_of(id)) derived_.emplace_back(id, *base);
   }
   for (std::size_t a = 0; a < n; ++a) rebuild_liquidity(a);
+  // The realizable bound starts from here (book.cpp, refresh_realizable).
+  bound_price_ = prices_;
+  bound_m_.assign(n, 0.0);
+  bound_base_.assign(n, 0.0);
+  bound_scale_.assign(n, 1.0);
+  bounded_.assign(n, 1);
+  drift_.assign(n, 0.0);
+  certs_.resize(n);
+  reset_certificates();
+  for (std::size_t a = 0; a < n; ++a) {
+    if (!liq_[a]) continue;
+    bound_scale_[a] = liq_[a]->depth_scale();
+    if (!liq_[a]->is_v1_pool()) {
+      bounded_[a] = 0;
+      continue;
+    }
+    const pool pl = liq_[a]->v1_pool();
+    const double unit =
+        liq_ratio_[a] != 0 ? prices_[m.base_of(asset_id::from_index(a))->index()] : 1.0;
+    bound_m_[a] = pl.base * pl.quote * unit;
+    bound_base_[a] = pl.base;
+  }
 }
 
 absl::Status book::upsert(std::span<const position_input> batch, std::vector<crossing>* events,
@@ -161,7 +182,7 @@ absl::Status book::upsert(std::span<const position_input> batch, std::vector<cro
   if (options_.realizable) {
     new_rows_.clear();
     for (row_t r = first_new; r < ids_.size(); ++r) new_rows_.push_back(r);
-    refresh_realizable({}, {}, 0, nullptr, new_rows_, status, replaced_);
+    refresh_realizable({}, 0, nullptr, new_rows_, status, replaced_);
   }
   return absl::OkStatus();
 }
@@ -185,7 +206,7 @@ absl::Status book::remove(std::span<const std::string> ids, std::vector<status_c
     kill_row(r);
   }
   // A removed queued position leaves the queue: revalue who it was ahead of.
-  if (options_.realizable) refresh_realizable({}, {}, 0, nullptr, {}, status);
+  if (options_.realizable) refresh_realizable({}, 0, nullptr, {}, status);
   return absl::OkStatus();
 }
 
@@ -199,7 +220,7 @@ void book::reserve_rows(std::size_t rows, std::size_t legs) {
   grow(protocols_, rows);
   grow(bands_, rows);
   grow(cells_, rows);
-  grow(sums_, rows);
+  grow(version_, rows);
   grow(flag_pos_, rows);
   grow(judge_stamp_, rows);
   grow(status_, rows);
@@ -223,9 +244,7 @@ void book::reserve_exposure(std::span<const std::uint32_t> additions) {
     const std::size_t cap = need + need / 4 + 4;
     const std::size_t begin = exposure_.size();
     exposure_.resize(begin + cap);
-    exposure_r_.resize(begin + cap);
     std::copy_n(exposure_.begin() + seg_begin_[a], seg_size_[a], exposure_.begin() + begin);
-    std::copy_n(exposure_r_.begin() + seg_begin_[a], seg_size_[a], exposure_r_.begin() + begin);
     exposure_holes_ += seg_cap_[a];
     seg_begin_[a] = static_cast<std::uint32_t>(begin);
     seg_cap_[a] = static_cast<std::uint32_t>(cap);
@@ -270,13 +289,12 @@ void book::append_row(const position_input& in, const protocol& p) {
     const std::size_t a = l.asset.index();
     const double wc = l.collateral > 0.0 ? l.collateral * p.threshold(l.asset) : 0.0;
     assert(seg_size_[a] < seg_cap_[a]);
-    exposure_r_[seg_begin_[a] + seg_size_[a]] = 0.0;
     exposure_[seg_begin_[a] + seg_size_[a]++] = {r, in.protocol.value, wc, l.debt};
   }
 
   cells_.push_back(compute_cell(r, oracle_prices(in.protocol)));
   bands_.push_back(static_cast<std::uint8_t>(band::healthy));
-  sums_.emplace_back();
+  version_.push_back(0);
   status_.push_back(0);
   queue_pos_.push_back(0);
   flag_pos_.push_back(0);
@@ -377,7 +395,6 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
   for (const asset_id a : order_) tick_slot_[a.index()] = -1;
 
   moved_.clear();
-  moved_old_.clear();
   const std::size_t first_crossing = events.size();
   for (const asset_id id : order_) {
     const std::size_t a = id.index();
@@ -406,7 +423,6 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
     const double nm = new_market_[a];
     const bool market_moves = !std::isnan(nm) && nm != prices_[a];
     if (market_moves) {
-      moved_old_.push_back(prices_[a]);
       prices_[a] = nm;
       moved_.push_back(id);
     }
@@ -481,7 +497,7 @@ absl::Status book::apply_ticks(std::span<const tick> ticks, std::vector<crossing
     for (std::size_t p = 0; p < np; ++p) new_oracle_[p * n + a] = quiet_nan;
   }
   if (options_.realizable) {
-    refresh_realizable(moved_, moved_old_, first_crossing, &events, {}, status);
+    refresh_realizable(moved_, first_crossing, &events, {}, status);
   }
   return absl::OkStatus();
 }
@@ -655,7 +671,7 @@ void book::recompute_all(std::vector<crossing>* events) {
   if (options_.realizable) {
     new_rows_.clear();
     for (row_t r = 0; r < rows(); ++r) new_rows_.push_back(r);
-    refresh_realizable({}, {}, 0, nullptr, new_rows_, nullptr);
+    refresh_realizable({}, 0, nullptr, new_rows_, nullptr);
   }
 }
 
@@ -769,7 +785,6 @@ void book::compact() {
   std::vector<protocol_id> protocols;
   std::vector<std::uint8_t> bands;
   std::vector<health_cell> cells;
-  std::vector<real_sums> sums;
   std::vector<std::uint8_t> status;
   std::vector<std::uint32_t> leg_off{0};
   std::vector<std::uint32_t> term_off{0};
@@ -792,7 +807,6 @@ void book::compact() {
     protocols.push_back(protocols_[r]);
     bands.push_back(bands_[r]);
     cells.push_back(cells_[r]);
-    sums.push_back(sums_[r]);
     status.push_back(status_[r]);
     for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
       leg_asset.push_back(leg_asset_[k]);
@@ -834,7 +848,6 @@ void book::compact() {
   protocols_ = std::move(protocols);
   bands_ = std::move(bands);
   cells_ = std::move(cells);
-  sums_ = std::move(sums);
   status_ = std::move(status);
   queue_pos_.assign(ids_.size(), 0);
   flag_pos_.assign(ids_.size(), 0);
@@ -867,15 +880,13 @@ void book::compact() {
   seg_cap_ = std::move(seg_cap);
   exposure_holes_ = 0;
   dead_exposure_ = 0;
+  // Rows were renumbered: every certificate is void; all rows are valued again (rare).
+  version_.assign(ids_.size(), 0);
+  reset_certificates();
   if (options_.realizable) {
-    // Entries moved: their realizable values are rebuilt with every row's (rare).
-    exposure_r_.assign(exposure_.size(), 0.0);
-    for (row_t r = 0; r < ids_.size(); ++r) sums_[r] = {};
     new_rows_.clear();
     for (row_t r = 0; r < ids_.size(); ++r) new_rows_.push_back(r);
-    refresh_realizable({}, {}, 0, nullptr, new_rows_, nullptr);
-  } else {
-    exposure_r_.assign(exposure_.size(), 0.0);
+    refresh_realizable({}, 0, nullptr, new_rows_, nullptr);
   }
 }
 
@@ -885,24 +896,117 @@ namespace cascade {
 
 // --- realizable value (book.hpp, realizable_cell) ------------------------------------
 //
-// Per row the book keeps four running sums at market prices: sum c m lt, sum d m,
-// sum lt R, sum R (R: a leg's realizable USD), and per exposure entry the R it last
-// added; the collateral's market value (sum c m) and sum c m bonus are summed from the
-// legs when asked for (realizable_at: queries, events, the few queued rows). A market
-// move of asset a walks a's segment: each holder's sums move by the entry's amounts x
-// the price delta, and by lt x (R' - R) with R' = the leg's proceeds behind the queue at
-// the new state, like the HF walk. Queued positions (few: liquidatable or pending) are
-// valued exactly from their legs instead, since their own seizure is left out of the
-// queue ahead of them.
+// Nothing is kept per row but the statuses: a row's values are summed from its legs
+// when needed (value_of; realizable_at for queries and events). A batch values
+// exactly the rows whose statuses may change, and no others:
+//  - the queued rows (few: liquidatable or pending; they also make Q), the flagged ones
+//    (pending or insolvent), the rows whose band changed, new rows;
+//  - every other row with debt carries a certificate: at its last valuation both its
+//    HF at market prices and rho = realizable collateral / debt were >= 1, by a margin
+//    x = min(log HF, log rho) (less 1e-9). Each asset a keeps `drift_[a]`, the sum over
+//    batches of a bound on how far the log of any one leg's value in a (its market
+//    value, its realizable value R, its debt) can have moved in that batch. A row's
+//    collateral, realizable collateral and debt are sums of legs, so each moves (in
+//    log) by no more than the largest drift of the assets it holds since its
+//    valuation, and HF and rho by no more than twice that. The row is filed under each
+//    asset it holds with an allowance x / 2; when an asset's drift uses up the
+//    allowance, the row is valued again. A certified row can therefore neither join
+//    the queue nor become pending or insolvent unseen, and everything it reports is
+//    summed afresh: no drift, no anchoring. A tick on an asset revalues only some of its
+//    own holders: those whose allowance the move used up.
 //
-// The queue's units Q_a depend only on market values (membership and the seized
-// fraction S / C), never on R. So a batch first values the queued rows (and the rows
-// whose band changed) exactly at the new prices, sums Q, and then walks each asset
-// whose price or Q moved once, behind the new Q. Only a row that the walks find
-// crossing HF 1 at market prices (rare: with every oracle at the market price its band
-// has said so already) can still move Q; then the assets whose Q moved are walked again
-// with a price delta of 0 (R only). Every `anchor_updates` walks of an asset recompute
-// its holders exactly, which bounds the drift of the sums as for the health cells.
+// The bound on one batch's move of asset a: the price ratio r = p' / p for market and
+// debt values, and |log r| for an asset without liquidity (R = c p). Sold into a
+// constant-product pool (a v1 pool, or a derived asset's ratio pool whose proceeds are
+// valued at the base's price u) behind Q units, c units fetch
+// R = m c / ((b + Q)(b + Q + c)), m = k u (k = base x quote, b = base), so
+// R' / R = (m' / m) (t / t') (t + c) / (t' + c) with t = b + Q, which for any c lies
+// between its limits at c = 0 and c -> infinity. Assets whose liquidity has no closed
+// form (several venues, depth curves) keep no drift: when one of them moves (price, Q
+// or depth) every row holding it is valued exactly instead.
+//
+// Q_a depends only on market values (membership and the seized fraction S / C),
+// never on R, but the bound on R needs the new Q. So a batch first expires the
+// certificates against the price moves alone (a row whose HF may have crossed 1 is
+// valued and its membership settled), sums Q, and then expires the rest against the
+// full bound; the rows of the second step keep their membership, their HF being
+// certified >= 1.
+
+namespace {
+
+constexpr double cert_margin = 1e-9;  // in log units
+constexpr double bound_slack = 1e-12;  // added to every move, for rounding
+
+}  // namespace
+
+void book::cert_ring::reset(double threshold) {
+  for (auto& bucket : buckets_) bucket.clear();
+  top_ = std::numeric_limits<std::int64_t>::min();
+  floor_ = index_of(threshold) - static_cast<std::int64_t>(slots) + 8;
+  size_ = 0;
+}
+
+std::int64_t book::cert_ring::index_of(double key) {
+  return static_cast<std::int64_t>(std::floor(key / width));
+}
+
+void book::cert_ring::push(double key, row_t row, std::uint32_t version) {
+  if (buckets_.empty()) buckets_.resize(slots);
+  // Keys far below the threshold are raised (the row is valued sooner than needed).
+  std::int64_t i = index_of(key);
+  if (i < floor_) {
+    i = floor_;
+    key = static_cast<double>(i) * width;
+  }
+  buckets_[static_cast<std::size_t>(i & (slots - 1))].push_back({key, row, version});
+  top_ = std::max(top_, i);
+  ++size_;
+}
+
+template <class F>
+void book::cert_ring::expire(double threshold, F&& f) {
+  const std::int64_t t = index_of(threshold);
+  if (size_ > 0) {
+    // Every bucket above t has expired whole; bucket t in part.
+    const std::int64_t lowest = std::max(t, top_ - static_cast<std::int64_t>(slots) + 1);
+    for (std::int64_t i = top_; i >= lowest; --i) {
+      auto& bucket = buckets_[static_cast<std::size_t>(i & (slots - 1))];
+      if (i > t || top_ - t >= static_cast<std::int64_t>(slots)) {
+        for (const cert_entry& e : bucket) f(e.row, e.version);
+        size_ -= bucket.size();
+        bucket.clear();
+        continue;
+      }
+      std::size_t kept = 0;
+      for (const cert_entry& e : bucket) {
+        if (e.key >= threshold) {
+          f(e.row, e.version);
+        } else {
+          bucket[kept++] = e;
+        }
+      }
+      size_ -= bucket.size() - kept;
+      bucket.resize(kept);
+    }
+  }
+  top_ = std::min(top_, t);
+  // Thresholds only fall, and every entry left is at or below t: from here down the
+  // ring holds slots - 8 buckets without two sharing a slot (pushes reach t + 1).
+  floor_ = t - static_cast<std::int64_t>(slots) + 8;
+}
+
+template <class F>
+void book::cert_ring::keep_if(F&& keep) {
+  size_ = 0;
+  for (auto& bucket : buckets_) {
+    std::size_t kept = 0;
+    for (const cert_entry& e : bucket) {
+      if (keep(e.row, e.version)) bucket[kept++] = e;
+    }
+    bucket.resize(kept);
+    size_ += kept;
+  }
+}
 
 void book::rebuild_liquidity(std::size_t a) {
   const market& m = *market_;
@@ -940,7 +1044,6 @@ void book::rebuild_liquidity_price(std::size_t a) {
 void book::observe_liquidity(std::span<const liquidity_observation> obs,
                              std::vector<status_change>* status) {
   rescaled_.clear();
-  rescaled_old_.clear();
   for (const liquidity_observation& o : obs) {
     if (!o.asset.valid() || o.asset.index() >= liq_.size()) continue;
     if (!std::isfinite(o.t) || !(o.annualized_vol >= 0.0) || std::isinf(o.annualized_vol)) continue;
@@ -951,11 +1054,10 @@ void book::observe_liquidity(std::span<const liquidity_observation> obs,
     if (l->depth_scale() != before &&
         std::find(rescaled_.begin(), rescaled_.end(), o.asset) == rescaled_.end()) {
       rescaled_.push_back(o.asset);
-      rescaled_old_.push_back(prices_[o.asset.index()]);  // no price move: R only
     }
   }
   if (options_.realizable && !rescaled_.empty()) {
-    refresh_realizable(rescaled_, rescaled_old_, 0, nullptr, {}, status);
+    refresh_realizable({}, 0, nullptr, {}, status);
   }
 }
 
@@ -966,99 +1068,69 @@ double book::leg_value(std::size_t a, double ahead, double c) const {
                             : got;
 }
 
-book::market_collateral book::collateral_at_market(row_t r) const {
+book::market_value book::value_at_market(row_t r) const {
   const std::size_t n = prices_.size();
   const std::size_t p = protocols_[r].index();
-  market_collateral out;
+  market_value out;
   for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
-    if (!(leg_coll_[k] > 0.0)) continue;
     const std::size_t a = leg_asset_[k].index();
-    const double v = leg_coll_[k] * prices_[a];
-    out.coll += v;
-    out.bonus += v * bonus_[p * n + a];
+    const double m = prices_[a];
+    if (leg_coll_[k] > 0.0) {
+      const double v = leg_coll_[k] * m;
+      out.coll += v;
+      out.num += v * lt_[p * n + a];
+      out.bonus += v * bonus_[p * n + a];
+    }
+    if (leg_debt_[k] > 0.0) out.debt += leg_debt_[k] * m;
   }
   return out;
 }
 
-realizable_cell book::realizable_at(row_t r) const {
-  const real_sums& s = sums_[r];
-  realizable_cell v;
-  if (!options_.realizable) return v;
-  const market_collateral mc = collateral_at_market(r);
-  v.collateral_market_usd = mc.coll;
-  v.collateral_real_usd = s.real_coll;
-  v.debt_usd = s.debt;
-  if (s.debt > 0.0) {
-    v.hf_market = s.mkt_num / s.debt;
-    v.hf_real = s.real_num / s.debt;
-  }
-  if ((status_[r] & status_queued) != 0) {
-    // Model v1 step b at market prices: what the liquidation will take.
-    const protocol& pr = market_->get_protocol(protocols_[r]);
-    const double cf = v.hf_market >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
-    const double b = mc.coll > 0.0 ? mc.bonus / mc.coll : 0.0;
-    v.seize_usd = std::min(mc.coll, cf * s.debt * (1.0 + b));
+double book::seize_at_market(row_t r, const market_value& mv) const {
+  // Model v1 step b at market prices: what the liquidation will take.
+  const double hf = mv.debt > 0.0 ? mv.num / mv.debt : std::numeric_limits<double>::infinity();
+  const protocol& pr = market_->get_protocol(protocols_[r]);
+  const double cf = hf >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
+  const double b = mv.coll > 0.0 ? mv.bonus / mv.coll : 0.0;
+  return std::min(mv.coll, cf * mv.debt * (1.0 + b));
+}
+
+book::row_value book::value_of(row_t r) const {
+  const std::size_t n = prices_.size();
+  const std::size_t p = protocols_[r].index();
+  row_value v;
+  v.mkt = value_at_market(r);
+  const bool queued = (status_[r] & status_queued) != 0;
+  if (queued) v.seize = seize_at_market(r, v.mkt);
+  // A queued row sells behind the queue less its own seizure.
+  const double own = queued && v.mkt.coll > 0.0 ? v.seize / v.mkt.coll : 0.0;
+  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+    const double c = leg_coll_[k];
+    if (!(c > 0.0)) continue;
+    const std::size_t a = leg_asset_[k].index();
+    const double got = leg_value(a, std::max(0.0, queue_units_[a] - c * own), c);
+    v.real_coll += got;
+    v.real_num += got * lt_[p * n + a];
   }
   return v;
 }
 
-std::size_t book::entry_of(std::size_t a, row_t r) const {
-  const exposure_entry* seg = exposure_.data() + seg_begin_[a];
-  const exposure_entry* end = seg + seg_size_[a];
-  const exposure_entry* it =
-      std::lower_bound(seg, end, r, [](const exposure_entry& e, row_t x) { return e.row < x; });
-  assert(it != end && it->row == r);
-  return static_cast<std::size_t>(it - exposure_.data());
+realizable_cell book::cell_of(const row_value& v) {
+  realizable_cell c;
+  c.collateral_market_usd = v.mkt.coll;
+  c.collateral_real_usd = v.real_coll;
+  c.debt_usd = v.mkt.debt;
+  if (v.mkt.debt > 0.0) {
+    c.hf_market = v.mkt.num / v.mkt.debt;
+    c.hf_real = v.real_num / v.mkt.debt;
+  }
+  c.seize_usd = v.seize;
+  return c;
 }
 
-void book::exact_market(row_t r) {
-  const std::size_t n = prices_.size();
-  const std::size_t p = protocols_[r].index();
-  real_sums s;
-  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
-    const std::size_t a = leg_asset_[k].index();
-    const double m = prices_[a];
-    if (leg_coll_[k] > 0.0) s.mkt_num += leg_coll_[k] * m * lt_[p * n + a];
-    if (leg_debt_[k] > 0.0) s.debt += leg_debt_[k] * m;
-  }
-  // The realizable part keeps its last value until exact_real.
-  s.real_num = sums_[r].real_num;
-  s.real_coll = sums_[r].real_coll;
-  sums_[r] = s;
-  // Queue membership decides how the legs are valued.
-  set_queued(r, s.debt > 0.0 && (static_cast<band>(bands_[r]) == band::liquidatable ||
-                                 s.mkt_num < s.debt));
-}
-
-void book::exact_real(row_t r) {
-  const std::size_t n = prices_.size();
-  const std::size_t p = protocols_[r].index();
-  real_sums& s = sums_[r];
-  const bool queued = (status_[r] & status_queued) != 0;
-  const double own = queued ? seized_fraction(r) : 0.0;
-  s.real_coll = 0.0;
-  s.real_num = 0.0;
-  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
-    const std::size_t a = leg_asset_[k].index();
-    const double c = leg_coll_[k];
-    double got = 0.0;
-    if (c > 0.0) {
-      got = leg_value(a, std::max(0.0, queue_units_[a] - c * own), c);
-      s.real_coll += got;
-      s.real_num += got * lt_[p * n + a];
-    }
-    // Walks skip queued rows; the others' walks add to the R each entry last added.
-    if (!queued && (c > 0.0 || leg_debt_[k] > 0.0)) {
-      // The entry of this leg: legs of one asset in one row are adjacent entries, in
-      // leg order.
-      std::size_t e = entry_of(a, r);
-      for (std::uint32_t j = leg_off_[r]; j < k; ++j) {
-        if (leg_asset_[j].index() == a && (leg_coll_[j] > 0.0 || leg_debt_[j] > 0.0)) ++e;
-      }
-      exposure_r_[e] = got;
-    }
-  }
-  ++stats_.revalued;
+realizable_cell book::realizable_at(row_t r) const {
+  if (!options_.realizable || !live(r)) return {};
+  return cell_of(value_of(r));
 }
 
 void book::set_queued(row_t r, bool queued) {
@@ -1081,13 +1153,12 @@ void book::leave_queue(row_t r) {
   status_[r] &= static_cast<std::uint8_t>(~status_queued);
 }
 
-void book::judge_status(row_t r, std::vector<status_change>* out) {
-  const real_sums& s = sums_[r];
+void book::judge_status(row_t r, const row_value& v) {
   const bool oracle_liquidatable = static_cast<band>(bands_[r]) == band::liquidatable;
   std::uint8_t status = status_[r] & status_queued;
-  if (s.debt > 0.0 && !oracle_liquidatable) {
-    if (s.mkt_num < s.debt) status |= status_pending;
-    if (s.real_coll < s.debt) status |= status_insolvent;
+  if (v.mkt.debt > 0.0 && !oracle_liquidatable) {
+    if (v.mkt.num < v.mkt.debt) status |= status_pending;
+    if (v.real_coll < v.mkt.debt) status |= status_insolvent;
   }
   const std::uint8_t was = status_[r];
   if (status == was) return;
@@ -1109,7 +1180,6 @@ void book::judge_status(row_t r, std::vector<status_change>* out) {
     flagged_.pop_back();
   }
   status_[r] = status;
-  (void)out;
 }
 
 void book::clear_status(row_t r) {
@@ -1122,95 +1192,38 @@ void book::clear_status(row_t r) {
     flagged_.pop_back();
   }
   status_[r] = 0;
-  sums_[r] = {};
+  ++version_[r];  // its certificate, if any, is void
 }
 
-void book::walk_real(std::size_t a, double dp, std::vector<status_change>* out) {
-  const std::size_t n = prices_.size();
-  const exposure_entry* seg = exposure_.data() + seg_begin_[a];
-  double* rs = exposure_r_.data() + seg_begin_[a];
-  const std::size_t count = seg_size_[a];
-  const double q = queue_units_[a];
-  // What a leg of c units fetches behind Q: leg_value(a, q, c), with a v1 pool's
-  // arithmetic written out (the same operations in the same order) so that the loop
-  // calls nothing. A ratio pool's proceeds are in base units, valued at the base's price.
-  const std::optional<liquidity>& liq = liq_[a];
-  const bool v1 = liq && liq->is_v1_pool();
-  const pool pl = v1 ? liq->v1_pool() : pool{};
-  const double before = v1 && q > 0.0 ? pl.quote * q / (pl.base + q) : 0.0;
-  const double base_q = pl.base + q;
-  const double unit =
-      !liq ? prices_[a]
-           : (liq_ratio_[a] != 0 ? prices_[market_->base_of(asset_id::from_index(a))->index()]
-                                 : 1.0);
-  const auto value = [&](double c) {
-    if (v1) {
-      const double got = std::max(0.0, pl.quote * (q + c) / (base_q + c) - before);
-      return liq_ratio_[a] != 0 ? got * unit : got;
-    }
-    return liq ? leg_value(a, q, c) : c * unit;
-  };
-  constexpr std::size_t ahead = 64;
-  for (std::size_t i = 0; i < count; ++i) {
-    if (i + ahead < count) {
-      const row_t next = seg[i + ahead].row;
-      __builtin_prefetch(&sums_[next], 1);
-      __builtin_prefetch(&status_[next], 0);
-      __builtin_prefetch(&bands_[next], 0);
-    }
-    const row_t r = seg[i].row;
-    const std::uint8_t b = bands_[r];
-    const std::uint8_t st = status_[r];
-    // Dead rows, and rows valued exactly after the walks (queued, touched), are skipped.
-    if (b == dead || (st & status_touched) != 0) continue;
-    const std::size_t slot = seg[i].protocol * n + a;
-    const double wc = seg[i].weighted_collateral;
-    real_sums& s = sums_[r];
-    if (wc > 0.0) {
-      const double lt = lt_[slot];
-      const double c = wc / lt;
-      const double got = value(c);
-      const double d_r = got - rs[i];
-      rs[i] = got;
-      s.mkt_num += wc * dp;
-      s.real_num += lt * d_r;
-      s.real_coll += d_r;
-    }
-    s.debt += seg[i].debt * dp;
-    // Judge once per row: after its last entry in this segment.
-    if (i + 1 < count && seg[i + 1].row == r) continue;
-    if (s.debt > 0.0 && (static_cast<band>(b) == band::liquidatable || s.mkt_num < s.debt)) {
-      // Joins the queue: valued exactly after the walks, and the queue's units move.
-      touch(r);
-      queue_joined_ = true;
-      continue;
-    }
-    // Not queued, so not pending: only insolvency can change (judge_status's rule).
-    const std::uint8_t flags = s.debt > 0.0 && s.real_coll < s.debt ? status_insolvent : 0;
-    if ((st & (status_pending | status_insolvent)) != flags) judge_status(r, out);
-  }
-  ++stats_.real_walks;
-}
-
-double book::seized_fraction(row_t r) const {
-  const double coll = collateral_at_market(r).coll;
-  return coll > 0.0 ? realizable_at(r).seize_usd / coll : 0.0;
-}
-
-// Q_a per asset from the queued rows' current sums, into queue_scratch_.
 void book::sum_queue() {
   std::fill(queue_scratch_.begin(), queue_scratch_.end(), 0.0);
   for (const row_t r : queue_) {
-    const double frac = seized_fraction(r);
-    if (!(frac > 0.0)) continue;
+    const market_value mv = value_at_market(r);
+    if (!(mv.coll > 0.0)) continue;
+    const double frac = seize_at_market(r, mv) / mv.coll;
     for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
       if (leg_coll_[k] > 0.0) queue_scratch_[leg_asset_[k].index()] += leg_coll_[k] * frac;
     }
   }
 }
 
-void book::refresh_realizable(std::span<const asset_id> moved, std::span<const double> old_prices,
-                              std::size_t first_crossing, const std::vector<crossing>* crossings,
+void book::certify(row_t r, const row_value& v) {
+  ++version_[r];
+  // Queued and flagged rows are valued every batch; rows without debt have no status.
+  if ((status_[r] & (status_queued | status_pending | status_insolvent)) != 0) return;
+  if (!(v.mkt.debt > 0.0)) return;
+  const double margin =
+      std::min(std::log(v.mkt.num / v.mkt.debt), std::log(v.real_coll / v.mkt.debt));
+  const double allowance = std::max(0.0, margin - cert_margin) / 2.0;
+  for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
+    const std::size_t a = leg_asset_[k].index();
+    if (!(leg_coll_[k] > 0.0 || leg_debt_[k] > 0.0) || bounded_[a] == 0) continue;
+    certs_[a].push(-(drift_[a] + allowance), r, version_[r]);
+  }
+}
+
+void book::refresh_realizable(std::span<const asset_id> moved, std::size_t first_crossing,
+                              const std::vector<crossing>* crossings,
                               std::span<const row_t> extra, std::vector<status_change>* out,
                               std::span<const std::pair<row_t, std::uint8_t>> replaced) {
   if (++stamp_ == 0) {
@@ -1224,68 +1237,83 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::span<const d
     judge_stamp_[r] = stamp_;
     judged_.push_back({r, was});
   }
-  for (std::size_t i = 0; i < moved.size(); ++i) rebuild_liquidity_price(moved[i].index());
-  // 1. Rows valued exactly: band changes, new rows, every queued row, and at an anchor
-  // every holder of the asset. Their market values are final now, and so is the queue's
-  // membership but for rows that the walks find crossing HF 1 at market prices.
-  walk_assets_.clear();
-  walk_dp_.clear();
-  for (std::size_t i = 0; i < moved.size(); ++i) {
-    const std::size_t a = moved[i].index();
-    if (++real_anchor_[a] > options_.anchor_updates) {
-      real_anchor_[a] = 0;
-      for (const exposure_entry& e : exposure(moved[i])) touch(e.row);
-      continue;
+  for (const asset_id a : moved) rebuild_liquidity_price(a.index());
+  const std::size_t n = prices_.size();
+  const auto expired = [this](row_t r, std::uint32_t version) {
+    if (bands_[r] != dead && version_[r] == version) {
+      touch(r);
+      ++stats_.expired;
     }
-    walk_assets_.push_back(a);
-    walk_dp_.push_back(prices_[a] - old_prices[i]);
-  }
+  };
+  const auto touch_holders = [this](std::size_t a, bool collateral_only) {
+    for (const exposure_entry& e : exposure(asset_id::from_index(a))) {
+      if ((!collateral_only || e.weighted_collateral > 0.0) && bands_[e.row] != dead) touch(e.row);
+    }
+  };
+  // 1. Rows whose membership may change: valued at market prices, membership settled.
   if (crossings != nullptr) {
     for (std::size_t i = first_crossing; i < crossings->size(); ++i) touch((*crossings)[i].row);
   }
   for (const row_t r : extra) touch(r);
   for (const row_t r : queue_) touch(r);
-  for (std::size_t i = 0; i < touched_.size(); ++i) {
-    const row_t r = touched_[i];
-    if (bands_[r] != dead) exact_market(r);
+  for (const row_t r : flagged_) touch(r);
+  for (std::size_t a = 0; a < n; ++a) {
+    if (prices_[a] == bound_price_[a]) continue;
+    if (bounded_[a] == 0) {
+      touch_holders(a, false);
+      continue;
+    }
+    const double move = std::abs(std::log(prices_[a] / bound_price_[a])) + bound_slack;
+    certs_[a].expire(-(drift_[a] + move), expired);
   }
-  // 2. The queue's units per asset at the new prices. Every holder of an asset whose
-  // price or Q moved sells at a new value: one walk each (deltas), behind the new Q.
+  for (const row_t r : touched_) {
+    if (bands_[r] == dead) continue;
+    const market_value mv = value_at_market(r);
+    set_queued(r, mv.debt > 0.0 && (static_cast<band>(bands_[r]) == band::liquidatable ||
+                                    mv.num < mv.debt));
+  }
+  // 2. The queue's units; then each asset's full move, realizable value included.
   sum_queue();
-  for (std::size_t a = 0; a < queue_units_.size(); ++a) {
-    if (queue_scratch_[a] == queue_units_[a]) continue;
-    queue_units_[a] = queue_scratch_[a];
-    if (liq_[a] && std::find(walk_assets_.begin(), walk_assets_.end(), a) == walk_assets_.end()) {
-      walk_assets_.push_back(a);
-      walk_dp_.push_back(0.0);
+  for (std::size_t a = 0; a < n; ++a) {
+    const double r = prices_[a] / bound_price_[a];
+    const double q = queue_scratch_[a];
+    const std::optional<liquidity>& l = liq_[a];
+    double move = r != 1.0 ? std::abs(std::log(r)) : 0.0;
+    if (l && l->is_v1_pool()) {
+      const pool pl = l->v1_pool();
+      const double unit =
+          liq_ratio_[a] != 0 ? prices_[market_->base_of(asset_id::from_index(a))->index()] : 1.0;
+      const double m = pl.base * pl.quote * unit;
+      if (m != bound_m_[a] || pl.base != bound_base_[a] || q != queue_units_[a]) {
+        const double t0 = bound_base_[a] + queue_units_[a];
+        const double t1 = pl.base + q;
+        const double f = m / bound_m_[a] * (t0 / t1);
+        move = std::max({move, std::abs(std::log(f)), std::abs(std::log(f * (t0 / t1)))});
+        bound_m_[a] = m;
+        bound_base_[a] = pl.base;
+      }
+    } else if (l) {
+      // Venues and depth curves: no bound; the collateral holders are valued exactly
+      // (all holders were, above, if the price moved).
+      if (q != queue_units_[a] || l->depth_scale() != bound_scale_[a]) touch_holders(a, true);
+      bound_scale_[a] = l->depth_scale();
+      continue;
     }
+    if (move == 0.0) continue;
+    drift_[a] += move + bound_slack;
+    // 3. Certificates this asset's full move has used up (their HF is still certified
+    // >= 1, so their membership stands).
+    certs_[a].expire(-drift_[a], expired);
   }
-  queue_joined_ = false;
-  const std::size_t valued = touched_.size();
-  for (std::size_t i = 0; i < walk_assets_.size(); ++i) walk_real(walk_assets_[i], walk_dp_[i], out);
-  // 3. Rows that joined the queue on the walks (rare): exactly, and then Q again; where
-  // it moved, its holders walk once more with no price change (R only). Membership is
-  // final by now: that walk changes no market value.
-  if (queue_joined_) {
-    for (std::size_t i = valued; i < touched_.size(); ++i) {
-      const row_t r = touched_[i];
-      if (bands_[r] != dead) exact_market(r);
-    }
-    sum_queue();
-    for (std::size_t a = 0; a < queue_units_.size(); ++a) {
-      if (queue_scratch_[a] == queue_units_[a]) continue;
-      queue_units_[a] = queue_scratch_[a];
-      if (liq_[a]) walk_real(a, 0.0, out);
-    }
-  }
-  // Rows valued exactly: their realizable part behind the final queue.
+  std::copy(queue_scratch_.begin(), queue_scratch_.end(), queue_units_.begin());
+  std::copy(prices_.begin(), prices_.end(), bound_price_.begin());
+  // 4. Every row valued this batch: statuses, and a new certificate.
   for (const row_t r : touched_) {
-    status_[r] &= static_cast<std::uint8_t>(~status_touched);
-    if (bands_[r] != dead) exact_real(r);
-  }
-  // 4. Statuses of every row valued exactly (the walks judged their own).
-  for (const row_t r : touched_) {
-    if (bands_[r] != dead) judge_status(r, out);
+    if (bands_[r] == dead) continue;
+    const row_value v = value_of(r);
+    judge_status(r, v);
+    certify(r, v);
+    ++stats_.revalued;
   }
   // 5. Each row's net change of status over the batch.
   if (out != nullptr) {
@@ -1304,7 +1332,7 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::span<const d
     }
   }
   judged_.clear();
-  // 6. Per-protocol totals over the flagged rows (few), summed afresh: no drift.
+  // 6. Per-protocol totals over the flagged rows (few), summed afresh.
   for (hidden_totals& h : hidden_) h = {};
   for (const row_t r : flagged_) {
     hidden_totals& h = hidden_[protocols_[r].index()];
@@ -1320,6 +1348,17 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::span<const d
       h.insolvent_shortfall_usd += v.debt_usd - v.collateral_real_usd;
     }
   }
+  // Entries of rows valued again since are stale; where they pile up (an asset that
+  // seldom moves, whose holders are valued for others' moves), sweep them out.
+  for (std::size_t a = 0; a < n; ++a) {
+    if (certs_[a].size() <= 2 * std::size_t{seg_size_[a]} + 1024) continue;
+    certs_[a].keep_if(
+        [this](row_t r, std::uint32_t version) { return bands_[r] != dead && version_[r] == version; });
+  }
+}
+
+void book::reset_certificates() {
+  for (std::size_t a = 0; a < certs_.size(); ++a) certs_[a].reset(-drift_[a]);
 }
 
 }  // namespace cascade

@@ -45,7 +45,8 @@
 //
 // Threading: one thread owns a book (the engine thread); nothing here is thread-safe.
 // Allocation: upsert, remove and compact allocate; ticks allocate only to append
-// crossing events. No exceptions on bad input: results are absl::Status.
+// crossing events and, with realizable value, to file certificates (amortized). No
+// exceptions on bad input: results are absl::Status.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -173,11 +174,12 @@ struct at_risk_entry {
 //    be liquidated when its protocol's oracle catches up.
 //  - insolvent (hidden insolvency): D > 0, the band is not liquidatable and
 //    collateral_real < D: solvent in the protocol's accounting, not in the market.
-// Cost per batch: one walk of the holders of each asset whose market price or queue
-// total Q_a moved (deltas, like the HF walk), and an exact revaluation from the legs of
-// the queued positions and of those whose band changed; nobody else. With no
-// liquidatable or pending positions the queue is empty and a tick revalues only its
-// asset's holders.
+// Cost per batch: values are summed from the legs, never kept (realizable_at sums them
+// when asked). A batch values the queued and flagged positions, those whose band
+// changed, and those whose certificate the batch's moves have used up (book.cpp: a
+// bound on how far any HF at market or realizable/debt ratio can have fallen, against
+// each position's margin above 1 at its last valuation); nobody else. Statuses are
+// decided on values summed afresh: nothing drifts.
 struct realizable_cell {
   double hf_market = std::numeric_limits<double>::infinity();
   double hf_real = std::numeric_limits<double>::infinity();
@@ -219,8 +221,8 @@ struct tick_stats {
   std::uint64_t anchors = 0;  // walks that recomputed holders exactly
   std::uint64_t positions_touched = 0;
   std::uint64_t crossings = 0;
-  std::uint64_t revalued = 0;    // realizable revaluations from legs (exact)
-  std::uint64_t real_walks = 0;  // realizable walks of an asset's holders (deltas)
+  std::uint64_t revalued = 0;  // rows valued from their legs (realizable value)
+  std::uint64_t expired = 0;   // of them, certificates used up (book.cpp)
 };
 
 class book {
@@ -386,25 +388,40 @@ class book {
   }
   void update_split(std::size_t a);
   // Realizable value: see realizable_cell and book.cpp.
-  void refresh_realizable(std::span<const asset_id> moved, std::span<const double> old_prices,
-                          std::size_t first_crossing, const std::vector<crossing>* crossings,
+  void refresh_realizable(std::span<const asset_id> moved, std::size_t first_crossing,
+                          const std::vector<crossing>* crossings,
                           std::span<const row_t> extra, std::vector<status_change>* out,
                           std::span<const std::pair<row_t, std::uint8_t>> replaced = {});
-  void walk_real(std::size_t a, double dp, std::vector<status_change>* out);
-  void sum_queue();
-  void exact_market(row_t r);
-  void exact_real(row_t r);
-  void judge_status(row_t r, std::vector<status_change>* out);
+  // A row's values at market prices, summed from its legs.
+  struct market_value {
+    double num = 0.0;    // sum c x market price x threshold
+    double debt = 0.0;   // sum d x market price
+    double coll = 0.0;   // sum c x market price
+    double bonus = 0.0;  // sum c x market price x bonus
+  };
+  // And behind the queue: R summed over the collateral legs.
+  struct row_value {
+    market_value mkt;
+    double real_coll = 0.0;  // sum R
+    double real_num = 0.0;   // sum R x threshold
+    double seize = 0.0;      // S when queued, else 0
+  };
+  [[nodiscard]] market_value value_at_market(row_t r) const;
+  [[nodiscard]] double seize_at_market(row_t r, const market_value& mv) const;
+  [[nodiscard]] row_value value_of(row_t r) const;
+  [[nodiscard]] static realizable_cell cell_of(const row_value& v);
+  void sum_queue();  // Q from the queued rows, into queue_scratch_
+  void judge_status(row_t r, const row_value& v);
+  void certify(row_t r, const row_value& v);
+  void reset_certificates();
   void clear_status(row_t r);
   void set_queued(row_t r, bool queued);
   void leave_queue(row_t r);
   [[nodiscard]] double leg_value(std::size_t a, double ahead, double c) const;
-  [[nodiscard]] std::size_t entry_of(std::size_t a, row_t r) const;
-  // Marks a row to be valued exactly after the walks, which skip it.
+  // Marks a row to be valued exactly this batch.
   void touch(row_t r) {
     if (touch_stamp_[r] == stamp_) return;
     touch_stamp_[r] = stamp_;
-    status_[r] |= status_touched;
     touched_.push_back(r);
   }
   void rebuild_liquidity(std::size_t a);
@@ -412,7 +429,6 @@ class book {
   static constexpr std::uint8_t status_queued = 1;
   static constexpr std::uint8_t status_pending = 2;
   static constexpr std::uint8_t status_insolvent = 4;
-  static constexpr std::uint8_t status_touched = 8;  // within refresh_realizable only
   void set_band(row_t r, band to) {
     const auto p = protocols_[r].index();
     --band_counts_[p][bands_[r]];
@@ -429,36 +445,54 @@ class book {
   std::size_t split_assets_ = 0;
 
   // Realizable value (per row, per asset, per protocol).
-  // What the walks keep per row (32 bytes: the walks stream them). The collateral's
-  // market value and its bonus-weighted sum are summed from the legs when asked for.
-  struct real_sums {
-    double mkt_num = 0.0;    // sum c x market price x threshold
-    double debt = 0.0;       // sum d x market price
-    double real_num = 0.0;   // sum R x threshold
-    double real_coll = 0.0;  // sum R
-  };
-  struct market_collateral {
-    double coll = 0.0;   // sum c x market price
-    double bonus = 0.0;  // sum c x market price x bonus
-  };
-  [[nodiscard]] market_collateral collateral_at_market(row_t r) const;
-  // The share of each collateral leg a queued row's liquidation seizes (S / C).
-  [[nodiscard]] double seized_fraction(row_t r) const;
-  std::vector<real_sums> sums_;
-  std::vector<double> exposure_r_;  // per exposure entry: the R it last added
   std::vector<double> lt_;          // [protocol][asset] liquidation threshold
   std::vector<double> bonus_;       // [protocol][asset] liquidation bonus
-  std::vector<std::uint32_t> real_anchor_;  // per asset: walks since exact
   std::vector<row_t> flagged_;              // rows pending or insolvent
-  std::vector<std::size_t> walk_assets_;    // scratch: assets walked, and their
-  std::vector<double> walk_dp_;             // market price moves
-  bool queue_joined_ = false;               // a walk met a row joining the queue
+  // Certificates (book.cpp): entries (key, row, version) in buckets of keys, expired
+  // when the falling threshold reaches their key. An entry whose version is not its
+  // row's current one is stale and skipped.
+  class cert_ring {
+   public:
+    static constexpr double width = 1.0 / 256;  // log units per bucket
+    static constexpr std::size_t slots = 1024;  // buckets (a span of 4 log units)
+    // Empties the ring; thresholds from here on are at most `threshold`.
+    void reset(double threshold);
+    // Keys more than the span below the last threshold are raised to it.
+    void push(double key, row_t row, std::uint32_t version);
+    // Calls f(row, version) for every entry with key >= threshold, and drops them.
+    // Thresholds must not rise.
+    template <class F>
+    void expire(double threshold, F&& f);
+    // Drops the entries for which keep(row, version) is false.
+    template <class F>
+    void keep_if(F&& keep);
+    [[nodiscard]] std::size_t size() const { return size_; }
+
+   private:
+    struct cert_entry {
+      double key;
+      row_t row;
+      std::uint32_t version;
+    };
+    [[nodiscard]] static std::int64_t index_of(double key);
+    std::vector<std::vector<cert_entry>> buckets_;
+    std::int64_t top_ = std::numeric_limits<std::int64_t>::min();
+    std::int64_t floor_ = std::numeric_limits<std::int64_t>::min();
+    std::size_t size_ = 0;
+  };
+  std::vector<cert_ring> certs_;        // per asset: the rows filed under it
+  std::vector<std::uint32_t> version_;  // per row
+  std::vector<double> drift_;           // per asset: the sum of its moves' bounds
+  std::vector<std::uint8_t> bounded_;   // per asset: its moves have a bound
+  // Per asset, the state the last batch's bound started from.
+  std::vector<double> bound_price_;  // market price
+  std::vector<double> bound_m_;      // a constant-product pool's k x unit price
+  std::vector<double> bound_base_;   // its base
+  std::vector<double> bound_scale_;  // other liquidity's depth scale
   std::vector<std::uint32_t> judge_stamp_;  // per row: judged this batch
   std::vector<std::pair<row_t, std::uint8_t>> judged_;  // row, status at batch start
   std::vector<std::uint32_t> flag_pos_;
-  std::vector<double> moved_old_;           // old market prices of moved_
   std::vector<asset_id> rescaled_;          // observe_liquidity scratch
-  std::vector<double> rescaled_old_;
   std::vector<std::uint8_t> status_;
   std::vector<std::uint32_t> queue_pos_;  // index in queue_ when queued
   std::vector<row_t> queue_;

@@ -484,7 +484,7 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
   // oracle or both, so that rows cross HF 1 at market prices in the walks, the queue's
   // units move with and without a price move, and queued rows come and go.
   std::uint64_t queued_batches = 0;
-  std::uint64_t joined_in_walks = 0;
+  std::uint64_t joined_at_market = 0;
   std::uint64_t changes = 0;
   for (std::uint64_t seed = 11; seed <= 14; ++seed) {
     std::mt19937_64 rng(seed);
@@ -497,7 +497,7 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
     asset_spec btc{"BTC", 60000.0, std::nullopt};
     btc.venues = liquidity_spec{{{"amm", pool{40.0, 2.4e6}, {}},
                                  {"book", std::nullopt, {{0.02, 1e6}, {0.10, 4e6}}}},
-                                {2.0, 0.0, 0.2, 600.0}};
+                                {2.0, 0.5, 0.2, 600.0}};
     must(m.add_asset(btc));
     must(m.add_asset({"LINK", 15.0, std::nullopt}));
     must(m.add_asset({"USDC", 1.0, std::nullopt}));
@@ -546,7 +546,6 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
       std::vector<crossing> ev;
       std::vector<status_change> st;
       const double dice = u(rng);
-      const auto real_walks = b.stats().real_walks;
       const std::size_t queued_before = b.queued_positions();
       if (dice < 0.04) {
         std::vector<position_input> up;
@@ -569,7 +568,7 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
         must(b.upsert(back, &ev, &st));
       } else if (dice < 0.12) {
         t += 60.0 * u(rng);
-        const std::vector<book::liquidity_observation> obs{{aid(m, "BTC"), t, 0.0}};
+        const std::vector<book::liquidity_observation> obs{{aid(m, "BTC"), t, 1.5 * u(rng)}};
         b.observe_liquidity(obs, &st);
       } else {
         std::vector<tick> ticks;
@@ -592,9 +591,12 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
         must(b.apply_ticks(ticks, ev, &st));
       }
       if (b.queued_positions() > 0) ++queued_batches;
-      // More walks than moved assets: a row joined the queue on a walk (or Q moved alone).
-      if (b.stats().real_walks - real_walks > 0 && b.queued_positions() > queued_before) {
-        ++joined_in_walks;
+      // The queue grew with no band turning liquidatable: rows joined it at market prices
+      // alone (a lagging oracle), found by their values, not by a crossing.
+      if (b.queued_positions() > queued_before &&
+          std::none_of(ev.begin(), ev.end(),
+                       [](const crossing& x) { return x.to == band::liquidatable; })) {
+        ++joined_at_market;
       }
       changes += st.size();
       for (const status_change& c : st) {
@@ -632,8 +634,57 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
   }
   // The cases this test is for happened.
   CHECK(queued_batches > 100);
-  CHECK(joined_in_walks > 0);
+  CHECK(joined_at_market > 0);
   CHECK(changes > 50);
+}
+
+TEST_CASE("withdrawal across several venues reveals the insolvency it causes",
+          "[book][realizable][liquidity]") {
+  // BTC sells through a pool and an order-book-like depth curve (routed best price
+  // first), whose depth withdraws with volatility. No price moves: only the depth does.
+  market m;
+  asset_spec btc{"BTC", 60000.0, std::nullopt};
+  btc.venues = liquidity_spec{{{"amm", pool{40.0, 2.4e6}, {}},
+                               {"book", std::nullopt, {{0.02, 1e6}, {0.10, 4e6}}}},
+                              {0.0, 1.0, 0.1, 3600.0}};
+  must(m.add_asset(btc));
+  must(m.add_asset({"USDC", 1.0, std::nullopt}));
+  must(m.add_protocol(
+      {"aave", protocol_kind::pooled, 0.5, 0.95, {{"BTC", {0.95, 0.05}}, {"USDC", {0.85, 0.04}}}}));
+  const asset_id a = aid(m, "BTC");
+  const auto fetched = [&](double scale, double units) {
+    liquidity l = *liquidity::of_asset(m.asset(a), 60000.0);
+    l.set_depth_scale(scale);
+    return l.proceeds(0.0, units);
+  };
+  // 100 BTC ($6M at market) fetch about $5.57M through both venues: solvent by the 2%
+  // the debt below leaves (HF 5.7M / 5.46M = 1.04).
+  const double debt = fetched(1.0, 100.0) / 1.02;
+  book b(m);
+  std::vector<status_change> st;
+  must(b.upsert(std::vector{position_input{"p", pid(m, "aave"), "", {{a, 100.0, 0.0}, {aid(m, "USDC"), 0.0, debt}}},
+                            position_input{"q", pid(m, "aave"), "", {{aid(m, "USDC"), 1e6, 5e5}}}},
+                nullptr, &st));
+  const row_t p = *b.find("p");
+  CHECK_FALSE(b.insolvent_at(p));
+  CHECK(b.realizable_at(p).collateral_real_usd == Approx(debt * 1.02).epsilon(1e-12));
+  // Volatility 0.5 a year halves every venue's depth at once: the same 100 BTC fetch
+  // about $5.11M, less than the debt.
+  const std::vector<book::liquidity_observation> calm{{a, 0.0, 0.0}};
+  b.observe_liquidity(calm, &st);
+  st.clear();
+  const std::vector<book::liquidity_observation> wild{{a, 1.0, 0.5}};
+  b.observe_liquidity(wild, &st);
+  REQUIRE(b.depth_scale(a) == 0.5);
+  const double now = fetched(0.5, 100.0);
+  REQUIRE(now < debt);
+  CHECK(b.realizable_at(p).collateral_real_usd == Approx(now).epsilon(1e-12));
+  CHECK(b.insolvent_at(p));
+  REQUIRE(st.size() == 1);
+  CHECK(st[0].row == p);
+  CHECK(st[0].kind == status_kind::insolvent);
+  CHECK(st[0].entered);
+  CHECK_FALSE(b.insolvent_at(*b.find("q")));
 }
 
 TEST_CASE("live liquidity withdrawal lowers hf_real and reveals hidden insolvency",
