@@ -633,7 +633,7 @@ void book::scan_all(asset_id cause, double price, std::vector<crossing>* events)
   row_t pending[block];
   const kernels::term_columns terms{term_off_, term_ncoll_, term_asset_, term_coef_};
   const kernels::band_filter filter(options_.bands);
-  const std::size_t n = ids_.size();
+  const std::size_t n = rows();
   for (std::size_t begin = 0; begin < n; begin += block) {
     const std::size_t end = std::min(n, begin + block);
     if (split_assets_ == 0) {
@@ -758,7 +758,7 @@ std::uint64_t book::digest() const {
   if (split_assets_ > 0) mix(oracle_.data(), oracle_.size() * sizeof(double));
   for (row_t r = 0; r < rows(); ++r) {
     if (!live(r)) continue;
-    mix_string(ids_[r]);
+    mix_string(id_at(r));
     mix_string(owner_at(r));
     mix(&protocols_[r].value, sizeof protocols_[r].value);
     mix(&bands_[r], 1);
@@ -770,6 +770,32 @@ std::uint64_t book::digest() const {
     }
   }
   return h;
+}
+
+void book::snapshot_to(book& into) {
+  assert(into.market_ == market_);
+  // Park the members the copy leaves out, copy-assign (vectors keep into's capacity),
+  // and put them back (also if the copy throws).
+  std::vector<std::string> ids;
+  std::vector<std::uint32_t> owners;
+  std::vector<std::string> owner_names{std::string()};
+  absl::flat_hash_map<std::string, std::uint32_t> owner_index{{std::string(), 0u}};
+  absl::flat_hash_map<std::string, row_t> row_by_id;
+  std::vector<cert_ring> certs;
+  const auto swap_all = [&] {
+    std::swap(ids, ids_);
+    std::swap(owners, owners_);
+    std::swap(owner_names, owner_names_);
+    std::swap(owner_index, owner_index_);
+    std::swap(row_by_id, row_by_id_);
+    std::swap(certs, certs_);
+  };
+  swap_all();
+  struct restore {
+    const decltype(swap_all)& f;
+    ~restore() { f(); }
+  } guard{swap_all};
+  into = *this;
 }
 
 bool book::needs_compaction() const {

@@ -55,6 +55,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -291,8 +292,13 @@ class book {
   [[nodiscard]] bool live(row_t r) const { return bands_[r] != dead; }
   [[nodiscard]] band band_at(row_t r) const { return static_cast<band>(bands_[r]); }
   [[nodiscard]] protocol_id protocol_at(row_t r) const { return protocols_[r]; }
-  [[nodiscard]] const std::string& id_at(row_t r) const { return ids_[r]; }
-  [[nodiscard]] const std::string& owner_at(row_t r) const { return owner_names_[owners_[r]]; }
+  // "" in a snapshot (snapshot_to).
+  [[nodiscard]] const std::string& id_at(row_t r) const {
+    return r < ids_.size() ? ids_[r] : owner_names_[0];
+  }
+  [[nodiscard]] const std::string& owner_at(row_t r) const {
+    return owner_names_[r < owners_.size() ? owners_[r] : 0];
+  }
   [[nodiscard]] std::span<const asset_id> leg_assets(row_t r) const {
     return {leg_asset_.data() + leg_off_[r], leg_off_[r + 1] - leg_off_[r]};
   }
@@ -317,7 +323,7 @@ class book {
   }
 
   [[nodiscard]] std::size_t size() const { return live_rows_; }
-  [[nodiscard]] std::size_t rows() const { return ids_.size(); }
+  [[nodiscard]] std::size_t rows() const { return bands_.size(); }
   // Market prices, one per asset.
   [[nodiscard]] std::span<const double> prices() const { return prices_; }
   // The oracle prices protocol p sees, one per asset (equal to prices() unless oracle
@@ -367,6 +373,15 @@ class book {
   // id, owner, protocol, legs, band and health cell, in row order. Stable across
   // processes; equal digests before and after a refused change prove it changed nothing.
   [[nodiscard]] std::uint64_t digest() const;
+
+  // Copies this book into `into` (a book of the same market) for kernels that read the
+  // columns (the cascade simulator, curves, risk): prices and oracles, legs, terms,
+  // exposure, cells, bands and statuses, reusing `into`'s memory. Ids, owners and the id
+  // index stay behind (id_at and owner_at give "" and find finds nothing in the copy),
+  // and so do the certificates that keep realizable statuses current, so the copy must
+  // only be read. The strings are most of a full copy's cost (one allocation each, and
+  // the id index hashes them again), and fresh memory the rest (page faults).
+  void snapshot_to(book& into);
 
   [[nodiscard]] bool needs_compaction() const;
   // Drops tombstones and holes; renumbers live rows keeping their order.

@@ -120,6 +120,12 @@ struct engine_service::impl {
 
   moodycamel::BlockingConcurrentQueue<std::function<void()>> jobs;
   std::atomic<int> pending_snapshots{0};
+  // The book a snapshot job last read, kept to copy the next snapshot into: copying
+  // into memory already mapped takes a few ms on the default book, into fresh memory
+  // a hundred or more (page faults), on the engine thread either way. `spare_busy` is
+  // cleared by the worker once its job no longer reads the book.
+  std::shared_ptr<book> spare;
+  std::shared_ptr<std::atomic<bool>> spare_busy;
   std::thread worker;
 };
 
@@ -412,10 +418,18 @@ void engine_service::impl::snapshot(command& c) {
     return;
   }
   ++pending_snapshots;
-  auto snap = std::make_shared<const book>(*bk);
+  // Ids and owners stay behind (book::snapshot_to): the jobs read columns only.
+  if (!spare || spare_busy->load(std::memory_order_acquire)) {
+    spare = std::make_shared<book>(mkt, bk->options());
+    spare_busy = std::make_shared<std::atomic<bool>>(false);
+  }
+  bk->snapshot_to(*spare);
+  spare_busy->store(true, std::memory_order_relaxed);
+  std::shared_ptr<const book> snap = spare;
   auto v = std::make_shared<const volatility_tracker>(vol);
-  jobs.enqueue([this, snap, v, run = std::move(sc.run)] {
+  jobs.enqueue([this, snap, v, busy = spare_busy, run = std::move(sc.run)] {
     run(*snap, *v);
+    busy->store(false, std::memory_order_release);
     --pending_snapshots;
   });
 }

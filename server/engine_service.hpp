@@ -13,8 +13,9 @@
 // timeout (no spinning on an idle server).
 //
 // Heavy read-only work (curves, live-book stress, risk) runs on a snapshot: the engine
-// thread copies the book (tens of ms for 200k positions) and a worker thread computes,
-// so ticks keep flowing meanwhile.
+// thread copies the book's columns (book::snapshot_to: no ids or owners; a few ms for
+// 200k positions into the memory of the previous snapshot) and a worker thread
+// computes, so ticks keep flowing meanwhile.
 //
 // Write commands' callbacks run on the publisher thread (after the events they caused),
 // queries' on the engine thread, snapshot jobs' on the worker: they must only post
@@ -83,7 +84,8 @@ struct query_cmd {
 struct projection_cmd {
   std::function<void(const proto::cascade_event&, std::uint64_t seq)> run;
 };
-// Copies the book on the engine thread; runs `run` on the worker with the copy.
+// Copies the book on the engine thread; runs `run` on the worker with the copy, which
+// has the columns but no ids or owners (book::snapshot_to), and must not be kept.
 // At most a few snapshots wait at once; past that `overloaded` is called instead.
 struct snapshot_cmd {
   std::function<void(const book& snapshot, const volatility_tracker& vol)> run;

@@ -1,6 +1,7 @@
 #include <cmath>
 #include <limits>
 
+#include "engine/cascade.hpp"
 #include "support/fixtures.hpp"
 
 using namespace cascade;
@@ -339,4 +340,51 @@ TEST_CASE("many wild ticks stay within 1e-9 of a recompute thanks to anchoring",
     const double exact = health_of(b.compute_cell(r, b.prices()));
     CHECK(std::abs(b.health_at(r) / exact - 1.0) < 1e-9);
   }
+}
+
+TEST_CASE("a snapshot has the book's columns and no ids, and a cascade on it is the book's",
+          "[book][snapshot]") {
+  fixture f;
+  book b(f.m);
+  must(b.upsert(f.four()));
+  std::vector<crossing> ev;
+  // C liquidatable at 1400 (HF 14000 / 1.5 / 10000 = 0.933).
+  must(b.apply_ticks(std::vector<tick>{{f.eth, 1400.0}}, ev));
+  book snap(f.m, b.options());
+  const auto same_columns = [&] {
+    REQUIRE(snap.rows() == b.rows());
+    CHECK(snap.size() == b.size());
+    for (row_t r = 0; r < b.rows(); ++r) {
+      CHECK(snap.live(r) == b.live(r));
+      CHECK(snap.band_at(r) == b.band_at(r));
+      CHECK(snap.cells()[r].num == b.cells()[r].num);
+      CHECK(snap.cells()[r].den == b.cells()[r].den);
+      CHECK(snap.protocol_at(r) == b.protocol_at(r));
+      CHECK(snap.pending_at(r) == b.pending_at(r));
+      CHECK(snap.insolvent_at(r) == b.insolvent_at(r));
+      CHECK(snap.realizable_at(r).collateral_real_usd == b.realizable_at(r).collateral_real_usd);
+      // The strings stay behind.
+      CHECK(snap.id_at(r).empty());
+      CHECK(snap.owner_at(r).empty());
+    }
+    CHECK_FALSE(snap.find("A").has_value());
+    CHECK(b.find("A").has_value());
+    CHECK(b.owner_at(*b.find("A")) == "0xa");
+    cascade_simulator sim;
+    const shock s{f.eth, -0.2};
+    const auto want = must(sim.run(b, std::span<const shock>(&s, 1)));
+    const auto got = must(sim.run(snap, std::span<const shock>(&s, 1)));
+    CHECK(got.positions_liquidated == want.positions_liquidated);
+    CHECK(got.positions_liquidated > 0);
+    CHECK(got.total_repaid_usd == want.total_repaid_usd);
+    CHECK(got.final_prices == want.final_prices);
+  };
+  b.snapshot_to(snap);
+  same_columns();
+  // The book moves on and grows; a second snapshot into the same book follows it.
+  must(b.apply_ticks(std::vector<tick>{{f.eth, 1900.0}, {f.wbtc, 30000.0}}, ev));
+  must(b.upsert(std::vector<position_input>{{"E", f.lend, "0xe", {{f.eth, 3.0, 0.0}, {f.dai, 0.0, 4000.0}}}}));
+  must(b.remove(std::vector<std::string>{"B"}));
+  b.snapshot_to(snap);
+  same_columns();
 }
