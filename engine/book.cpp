@@ -951,6 +951,12 @@ namespace cascade {
 // form (several venues, depth curves) keep no drift: when one of them moves (price, Q
 // or depth) every row holding it is valued exactly instead.
 //
+// Rounding: moves carry bound_slack and drift_slack; the allowance is capped. Known
+// limit: a pool's proceeds are model v1's `after - before`, whose relative rounding
+// error for a dust leg c far behind the queue (~ Q (b + Q) / (c b) x 2.2e-16: 2e-8 for
+// 1e-5 ETH behind 300) exceeds cert_margin, so a dust row within ~1e-8 of rho = 1 can
+// keep its status until some asset's drift or its band moves it.
+//
 // Q_a depends only on market values (membership and the seized fraction S / C),
 // never on R, but the bound on R needs the new Q. So a batch first expires the
 // certificates against the price moves alone (a row whose HF may have crossed 1 is
@@ -962,6 +968,11 @@ namespace {
 
 constexpr double cert_margin = 1e-9;  // in log units
 constexpr double bound_slack = 1e-12;  // added to every move, for rounding
+// Also added to every move, relative to the running drift: an add's rounding grows with
+// the sum (half an ulp: 1.1e-16 of it), which outgrows bound_slack past a drift of 8192
+// (days of uptime under P5's load).
+constexpr double drift_slack = 4e-16;
+constexpr double max_allowance = 8.0;  // in log units
 
 }  // namespace
 
@@ -1240,7 +1251,9 @@ void book::certify(row_t r, const row_value& v) {
   if (!(v.mkt.debt > 0.0)) return;
   const double margin =
       std::min(std::log(v.mkt.num / v.mkt.debt), std::log(v.real_coll / v.mkt.debt));
-  const double allowance = std::max(0.0, margin - cert_margin) / 2.0;
+  // Capped: a vanishing debt gives an infinite margin, and a key past the ring's span
+  // of 4 log units is raised to its floor anyway.
+  const double allowance = std::min(std::max(0.0, margin - cert_margin) / 2.0, max_allowance);
   for (std::uint32_t k = leg_off_[r]; k < leg_off_[r + 1]; ++k) {
     const std::size_t a = leg_asset_[k].index();
     if (!(leg_coll_[k] > 0.0 || leg_debt_[k] > 0.0) || bounded_[a] == 0) continue;
@@ -1289,7 +1302,8 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::size_t first
       touch_holders(a, false);
       continue;
     }
-    const double move = std::abs(std::log(prices_[a] / bound_price_[a])) + bound_slack;
+    const double move = std::abs(std::log(prices_[a] / bound_price_[a])) + bound_slack +
+                        drift_[a] * drift_slack;
     certs_[a].expire(-(drift_[a] + move), expired);
   }
   for (const row_t r : touched_) {
@@ -1326,7 +1340,7 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::size_t first
       continue;
     }
     if (move == 0.0) continue;
-    drift_[a] += move + bound_slack;
+    drift_[a] += move + bound_slack + drift_[a] * drift_slack;
     // 3. Certificates this asset's full move has used up (their HF is still certified
     // >= 1, so their membership stands).
     certs_[a].expire(-drift_[a], expired);

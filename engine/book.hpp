@@ -292,12 +292,12 @@ class book {
   [[nodiscard]] bool live(row_t r) const { return bands_[r] != dead; }
   [[nodiscard]] band band_at(row_t r) const { return static_cast<band>(bands_[r]); }
   [[nodiscard]] protocol_id protocol_at(row_t r) const { return protocols_[r]; }
-  // "" in a snapshot (snapshot_to).
+  // "" in a snapshot (snapshot_to), which has no strings; a live book's row must exist.
   [[nodiscard]] const std::string& id_at(row_t r) const {
-    return r < ids_.size() ? ids_[r] : owner_names_[0];
+    return ids_.empty() ? owner_names_[0] : ids_[r];
   }
   [[nodiscard]] const std::string& owner_at(row_t r) const {
-    return owner_names_[r < owners_.size() ? owners_[r] : 0];
+    return owner_names_[owners_.empty() ? 0 : owners_[r]];
   }
   [[nodiscard]] std::span<const asset_id> leg_assets(row_t r) const {
     return {leg_asset_.data() + leg_off_[r], leg_off_[r + 1] - leg_off_[r]};
