@@ -132,9 +132,7 @@ void BM_decode_enqueue_price(benchmark::State& state) {
   std::size_t since_drain = 0;
   std::uint64_t answered = 0;
   for (auto _ : state) {
-    const std::int64_t ingest = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
+    const std::int64_t ingest = server::now_ns();
     auto msg = proto::decode_client_message(price_frame, m);
     auto* pm = std::get_if<proto::prices_msg>(&msg.body);
     if (pm == nullptr) {
@@ -167,6 +165,17 @@ void BM_decode_enqueue_price(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_decode_enqueue_price)->Apply(perf::add_spread);
+
+// The ingest stamp every frame pays (server::now_ns, Abseil's cycle-counter clock)
+// against the std::chrono::system_clock it replaced, in the same run.
+void BM_ingest_stamp(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(server::now_ns());
+}
+BENCHMARK(BM_ingest_stamp)->Apply(perf::add_spread);
+void BM_system_clock(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(std::chrono::system_clock::now());
+}
+BENCHMARK(BM_system_clock)->Apply(perf::add_spread);
 
 void BM_decode_prices_batch(benchmark::State& state) {
   const market& m = default_market();

@@ -10,15 +10,12 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/time/clock.h"
 #include "server/metrics.hpp"
 
 namespace cascade::server {
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t now_ns() { return absl::GetCurrentTimeNanos(); }
 
 namespace {
 

@@ -153,7 +153,9 @@ class engine_service {
   std::atomic<bool> running_{false};
 };
 
-// Unix time in nanoseconds (the clock of ingest_ns / emit_ns).
+// Unix time in nanoseconds (the clock of ingest_ns / emit_ns): Abseil's clock, which
+// reads the cycle counter and scales it against the system clock, 12 ns of CPU a call
+// here against 27 ns for std::chrono::system_clock (kvm-clock); every frame pays one.
 [[nodiscard]] std::int64_t now_ns();
 
 }  // namespace cascade::server
