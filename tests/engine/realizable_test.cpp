@@ -1,9 +1,11 @@
 // Oracle vs market prices in the book, realizable-value health, pending liquidations
 // and hidden insolvency (issue 5): worked numbers, then a property test against a
 // from-scratch recomputation.
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 
 #include "engine/book.hpp"
 #include "engine/liquidity.hpp"
@@ -542,17 +544,24 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
     must(b.upsert(batch));
     std::vector<double> mkt{3000.0, 2970.0, 60000.0, 15.0, 1.0};
     double t = 0.0;
+    // Statuses by id at the last step, from a recompute (ids survive compact()).
+    std::map<std::string, std::pair<bool, bool>> before;
     for (int step = 0; step < 300; ++step) {
       std::vector<crossing> ev;
       std::vector<status_change> st;
+      std::set<std::string> touched;  // ids upserted or removed in this step
       const double dice = u(rng);
       const std::size_t queued_before = b.queued_positions();
-      if (dice < 0.04) {
+      if (dice < 0.015) {
+        // Renumber the rows: certificates and queue must follow.
+        b.compact();
+      } else if (dice < 0.04) {
         std::vector<position_input> up;
         for (int i = 0; i < 4; ++i) up.push_back(random_position(ids[rng() % ids.size()]));
         std::sort(up.begin(), up.end(), [](auto& x, auto& y) { return x.id < y.id; });
         up.erase(std::unique(up.begin(), up.end(), [](auto& x, auto& y) { return x.id == y.id; }),
                  up.end());
+        for (const auto& x : up) touched.insert(x.id);
         must(b.upsert(up, &ev, &st));
       } else if (dice < 0.07) {
         // Remove a few (queued ones first when there are), then give the ids back.
@@ -562,6 +571,7 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
             gone.push_back(b.id_at(r));
           }
         }
+        touched.insert(gone.begin(), gone.end());
         must(b.remove(gone, &st));
         std::vector<position_input> back;
         for (const std::string& id : gone) back.push_back(random_position(id));
@@ -603,8 +613,31 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
         const bool now = c.kind == status_kind::pending ? b.pending_at(c.row) : b.insolvent_at(c.row);
         REQUIRE(now == c.entered);
       }
-      if (step % 10 != 9) continue;
+      // Every step: the statuses equal a recompute's, and every status that flipped on a
+      // row no upsert or remove touched was reported as a change.
       const naive_real want = recompute_any(b, m);
+      std::map<std::string, std::pair<bool, bool>> now_by_id;
+      for (const auto& [r, v] : want.cells) {
+        INFO("seed " << seed << " step " << step << " row " << r);
+        REQUIRE(b.pending_at(r) == want.pending.at(r));
+        REQUIRE(b.insolvent_at(r) == want.insolvent.at(r));
+        now_by_id[b.id_at(r)] = {want.pending.at(r), want.insolvent.at(r)};
+      }
+      for (const auto& [id, flags] : now_by_id) {
+        const auto was = before.find(id);
+        if (was == before.end() || touched.contains(id)) continue;
+        for (const status_kind kind : {status_kind::pending, status_kind::insolvent}) {
+          const bool a = kind == status_kind::pending ? was->second.first : was->second.second;
+          const bool z = kind == status_kind::pending ? flags.first : flags.second;
+          if (a == z) continue;
+          INFO("seed " << seed << " step " << step << " id " << id);
+          REQUIRE(std::any_of(st.begin(), st.end(), [&, id = id](const status_change& c) {
+            return c.kind == kind && c.entered == z && b.id_at(c.row) == id;
+          }));
+        }
+      }
+      before = std::move(now_by_id);
+      if (step % 10 != 9) continue;
       for (const auto& [r, v] : want.cells) {
         const realizable_cell got = b.realizable_at(r);
         INFO("seed " << seed << " step " << step << " row " << r);
@@ -614,8 +647,6 @@ TEST_CASE("realizable values follow batches of several assets, removals and ever
         REQUIRE(close(got.collateral_real_usd, v.collateral_real_usd));
         REQUIRE(close(got.hf_real, v.hf_real));
         REQUIRE(close(got.seize_usd, v.seize_usd));
-        REQUIRE(b.pending_at(r) == want.pending.at(r));
-        REQUIRE(b.insolvent_at(r) == want.insolvent.at(r));
       }
       for (std::size_t a = 0; a < m.asset_count(); ++a) {
         double q = 0.0;
