@@ -214,7 +214,10 @@ struct naive_real {
   std::map<row_t, bool> pending, insolvent;
 };
 
-naive_real recompute(const book& b, const market& m) {
+// Both recomputations below: market values, the queue, then each collateral leg's
+// proceeds from `fetch(asset, units ahead, units sold)`.
+template <class Fetch>
+naive_real recompute_with(const book& b, const market& m, Fetch&& fetch) {
   const std::size_t n = m.asset_count();
   const auto p = b.prices();
   std::vector<double> queue(n, 0.0);
@@ -259,14 +262,7 @@ naive_real recompute(const book& b, const market& m) {
     for (std::size_t k = 0; k < assets.size(); ++k) {
       const double c = b.leg_collateral(r)[k];
       if (!(c > 0)) continue;
-      const std::size_t a = assets[k].index();
-      double got = c * p[a];
-      if (const auto& pl = m.asset(assets[k]).liquidity) {
-        const double kk = pl->base * pl->quote;
-        const double base = std::sqrt(kk / p[a]), quote = std::sqrt(kk * p[a]);
-        const double ahead = std::max(0.0, queue[a] - c * f);
-        got = quote * (ahead + c) / (base + ahead + c) - quote * ahead / (base + ahead);
-      }
+      const double got = fetch(assets[k], std::max(0.0, queue[assets[k].index()] - c * f), c);
       total += got;
       weighted += got * pr.threshold(assets[k]);
     }
@@ -278,6 +274,19 @@ naive_real recompute(const book& b, const market& m) {
     out.cells[r] = v;
   }
   return out;
+}
+
+// Constant-product pools written out (no engine liquidity code), or the market price.
+naive_real recompute(const book& b, const market& m) {
+  const auto p = b.prices();
+  return recompute_with(b, m, [&](asset_id asset, double ahead, double c) {
+    const std::size_t a = asset.index();
+    const auto& pl = m.asset(asset).liquidity;
+    if (!pl) return c * p[a];
+    const double kk = pl->base * pl->quote;
+    const double base = std::sqrt(kk / p[a]), quote = std::sqrt(kk * p[a]);
+    return quote * (ahead + c) / (base + ahead + c) - quote * ahead / (base + ahead);
+  });
 }
 
 bool close(double a, double b) {
@@ -419,61 +428,8 @@ double fetch(const book& b, const market& m, asset_id a, double ahead, double c)
 
 // recompute() for any liquidity (venues, ratio pools, withdrawal, none).
 naive_real recompute_any(const book& b, const market& m) {
-  const std::size_t n = m.asset_count();
-  const auto p = b.prices();
-  std::vector<double> queue(n, 0.0);
-  std::map<row_t, realizable_cell> cells;
-  std::map<row_t, double> own;
-  for (row_t r = 0; r < b.rows(); ++r) {
-    if (!b.live(r)) continue;
-    const protocol& pr = m.get_protocol(b.protocol_at(r));
-    realizable_cell v;
-    double weighted = 0, bonus = 0;
-    const auto assets = b.leg_assets(r);
-    for (std::size_t k = 0; k < assets.size(); ++k) {
-      const double c = b.leg_collateral(r)[k], d = b.leg_debt(r)[k];
-      const double price = p[assets[k].index()];
-      if (c > 0) {
-        v.collateral_market_usd += c * price;
-        weighted += c * price * pr.threshold(assets[k]);
-        bonus += c * price * pr.bonus(assets[k]);
-      }
-      if (d > 0) v.debt_usd += d * price;
-    }
-    v.hf_market = v.debt_usd > 0 ? weighted / v.debt_usd : std::numeric_limits<double>::infinity();
-    if (v.debt_usd > 0 && (b.band_at(r) == band::liquidatable || v.hf_market < 1)) {
-      const double cf = v.hf_market >= pr.full_liquidation_hf ? pr.close_factor : 1.0;
-      const double bb = v.collateral_market_usd > 0 ? bonus / v.collateral_market_usd : 0;
-      v.seize_usd = std::min(v.collateral_market_usd, cf * v.debt_usd * (1 + bb));
-      own[r] = v.collateral_market_usd > 0 ? v.seize_usd / v.collateral_market_usd : 0;
-      for (std::size_t k = 0; k < assets.size(); ++k) {
-        queue[assets[k].index()] += b.leg_collateral(r)[k] * own[r];
-      }
-    }
-    cells[r] = v;
-  }
-  naive_real out;
-  for (auto& [r, v] : cells) {
-    const protocol& pr = m.get_protocol(b.protocol_at(r));
-    const double f = own.count(r) ? own[r] : 0.0;
-    double total = 0, weighted = 0;
-    const auto assets = b.leg_assets(r);
-    for (std::size_t k = 0; k < assets.size(); ++k) {
-      const double c = b.leg_collateral(r)[k];
-      if (!(c > 0)) continue;
-      const double got =
-          fetch(b, m, assets[k], std::max(0.0, queue[assets[k].index()] - c * f), c);
-      total += got;
-      weighted += got * pr.threshold(assets[k]);
-    }
-    v.collateral_real_usd = total;
-    v.hf_real = v.debt_usd > 0 ? weighted / v.debt_usd : std::numeric_limits<double>::infinity();
-    const bool ok_oracle = b.band_at(r) != band::liquidatable;
-    out.pending[r] = v.debt_usd > 0 && ok_oracle && v.hf_market < 1;
-    out.insolvent[r] = v.debt_usd > 0 && ok_oracle && total < v.debt_usd;
-    out.cells[r] = v;
-  }
-  return out;
+  return recompute_with(
+      b, m, [&](asset_id a, double ahead, double c) { return fetch(b, m, a, ahead, c); });
 }
 
 }  // namespace
