@@ -1190,6 +1190,14 @@ void book::leave_queue(row_t r) {
   status_[r] &= static_cast<std::uint8_t>(~status_queued);
 }
 
+void book::leave_flagged(row_t r) {
+  const std::uint32_t i = flag_pos_[r];
+  const row_t last = flagged_.back();
+  flagged_[i] = last;
+  flag_pos_[last] = i;
+  flagged_.pop_back();
+}
+
 void book::judge_status(row_t r, const row_value& v) {
   const bool oracle_liquidatable = static_cast<band>(bands_[r]) == band::liquidatable;
   std::uint8_t status = status_[r] & status_queued;
@@ -1210,24 +1218,14 @@ void book::judge_status(row_t r, const row_value& v) {
     flag_pos_[r] = static_cast<std::uint32_t>(flagged_.size());
     flagged_.push_back(r);
   } else if (!flagged_now && flagged_before) {
-    const std::uint32_t i = flag_pos_[r];
-    const row_t last = flagged_.back();
-    flagged_[i] = last;
-    flag_pos_[last] = i;
-    flagged_.pop_back();
+    leave_flagged(r);
   }
   status_[r] = status;
 }
 
 void book::clear_status(row_t r) {
   if ((status_[r] & status_queued) != 0) leave_queue(r);
-  if ((status_[r] & (status_pending | status_insolvent)) != 0) {
-    const std::uint32_t i = flag_pos_[r];
-    const row_t last = flagged_.back();
-    flagged_[i] = last;
-    flag_pos_[last] = i;
-    flagged_.pop_back();
-  }
+  if ((status_[r] & (status_pending | status_insolvent)) != 0) leave_flagged(r);
   status_[r] = 0;
   ++version_[r];  // its certificate, if any, is void
 }

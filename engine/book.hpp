@@ -432,6 +432,7 @@ class book {
   void clear_status(row_t r);
   void set_queued(row_t r, bool queued);
   void leave_queue(row_t r);
+  void leave_flagged(row_t r);  // out of flagged_ (its status bits are the caller's)
   [[nodiscard]] double leg_value(std::size_t a, double ahead, double c) const;
   // Marks a row to be valued exactly this batch.
   void touch(row_t r) {
