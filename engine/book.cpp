@@ -973,6 +973,11 @@ constexpr double bound_slack = 1e-12;  // added to every move, for rounding
 // (days of uptime under P5's load).
 constexpr double drift_slack = 4e-16;
 constexpr double max_allowance = 8.0;  // in log units
+// A batch's move past max_move (or not finite: a ratio of prices that overflows, such as
+// 1e-300 to 1e308) voids every certificate on the asset instead, and a drift past
+// max_drift starts again from 0: keys stay well inside the ring's int64 bucket indices.
+constexpr double max_move = 64.0;
+constexpr double max_drift = 1e12;
 
 }  // namespace
 
@@ -1302,6 +1307,10 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::size_t first
     }
     const double move = std::abs(std::log(prices_[a] / bound_price_[a])) + bound_slack +
                         drift_[a] * drift_slack;
+    if (!(move <= max_move)) {
+      touch_holders(a, false);  // valued exactly; step 2 voids the rest
+      continue;
+    }
     certs_[a].expire(-(drift_[a] + move), expired);
   }
   for (const row_t r : touched_) {
@@ -1326,7 +1335,11 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::size_t first
         const double t0 = bound_base_[a] + queue_units_[a];
         const double t1 = pl.base + q;
         const double f = m / bound_m_[a] * (t0 / t1);
-        move = std::max({move, std::abs(std::log(f)), std::abs(std::log(f * (t0 / t1)))});
+        const double lo = std::abs(std::log(f));
+        const double hi = std::abs(std::log(f * (t0 / t1)));
+        // NaN (an overflowed m, before or now) would drop out of a max: count it infinite.
+        move = std::isnan(lo) || std::isnan(hi) ? std::numeric_limits<double>::infinity()
+                                                : std::max({move, lo, hi});
         bound_m_[a] = m;
         bound_base_[a] = pl.base;
       }
@@ -1338,6 +1351,13 @@ void book::refresh_realizable(std::span<const asset_id> moved, std::size_t first
       continue;
     }
     if (move == 0.0) continue;
+    if (!(move <= max_move) || !(drift_[a] + move <= max_drift)) {
+      // Every holder is valued (and certified again below, from a drift of 0).
+      touch_holders(a, false);
+      certs_[a].reset(0.0);
+      drift_[a] = 0.0;
+      continue;
+    }
     drift_[a] += move + bound_slack + drift_[a] * drift_slack;
     // 3. Certificates this asset's full move has used up (their HF is still certified
     // >= 1, so their membership stands).

@@ -310,7 +310,15 @@ void liquidity::move_to(double price) {
       pool& p = *v.cp;
       if (p.quote / p.base == price) continue;
       const double k = p.base * p.quote;
-      p = pool{std::sqrt(k / price), std::sqrt(k * price)};
+      double base = std::sqrt(k / price), quote = std::sqrt(k * price);
+      if (!(std::isfinite(base) && std::isfinite(quote))) {
+        // k x price (or k / price) overflowed, e.g. a tick to 1e308: the square roots
+        // apart keep k, so the pool comes back whole when the price does.
+        const double s = std::sqrt(k), r = std::sqrt(price);
+        base = s / r;
+        quote = s * r;
+      }
+      p = pool{base, quote};
     } else {
       v.mid = price;
       v.w = 0.0;

@@ -406,6 +406,54 @@ TEST_CASE("realizable values and statuses equal a from-scratch recomputation on 
   }
 }
 
+TEST_CASE("prices at the ends of the double range void certificates instead of overflowing them",
+          "[book][realizable]") {
+  // A tick from 3000 to 1e308 (a frame the decoder takes: finite and > 0) makes the
+  // pool's k x price overflow and the log of the price ratio infinite; the certificate
+  // keys must not be cast from -inf (UBSan: fuzz_ws_message found it), and once prices
+  // are ordinary again every value and status equals a recomputation.
+  const market m = thin_market();
+  book b(m);
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<position_input> batch;
+  for (int i = 0; i < 60; ++i) {
+    const double eth = std::exp(u(rng) * 4);
+    batch.push_back(eth_usdc(m, "x" + std::to_string(i), i % 2 ? "aave" : "maker", eth,
+                             eth * 3000 * (0.3 + 0.6 * u(rng))));
+  }
+  must(b.upsert(batch));
+  const auto check = [&](double price) {
+    const naive_real want = recompute(b, m);
+    for (const auto& [r, v] : want.cells) {
+      INFO("ETH " << price << " row " << r);
+      REQUIRE(close(b.realizable_at(r).collateral_real_usd, v.collateral_real_usd));
+      REQUIRE(close(b.realizable_at(r).hf_real, v.hf_real));
+      REQUIRE(b.pending_at(r) == want.pending.at(r));
+      REQUIRE(b.insolvent_at(r) == want.insolvent.at(r));
+    }
+  };
+  check(3000);
+  const asset_id eth = aid(m, "ETH");
+  for (const double extreme : {1e308, 1e-300, 3000 * std::exp(70.0), 5e-324, 1e308}) {
+    for (const double price : {extreme, 2900.0, extreme, 2600.0}) {
+      std::vector<crossing> ev;
+      std::vector<status_change> st;
+      // Market and both oracles: the oracle scope moves bands, the market one the pool.
+      must(b.apply_ticks(std::vector{tick{eth, price, price_scope::market},
+                                     tick{eth, price, price_scope::oracle, pid(m, "aave")},
+                                     tick{eth, price, price_scope::oracle, pid(m, "maker")}},
+                         ev, &st));
+      for (const status_change& c : st) {
+        const bool now =
+            c.kind == status_kind::pending ? b.pending_at(c.row) : b.insolvent_at(c.row);
+        REQUIRE(now == c.entered);
+      }
+      if (price < 1e4 && price > 1) check(price);
+    }
+  }
+}
+
 namespace {
 
 // What c units of asset a fetch behind `ahead` units, from scratch: the asset's
