@@ -982,7 +982,7 @@ constexpr double max_drift = 1e12;
 }  // namespace
 
 void book::cert_ring::reset(double threshold) {
-  for (auto& bucket : buckets_) bucket.clear();
+  buckets_ = {};  // memory too (push allocates again)
   top_ = std::numeric_limits<std::int64_t>::min();
   floor_ = index_of(threshold) - static_cast<std::int64_t>(slots) + 8;
   size_ = 0;
@@ -1005,6 +1005,18 @@ void book::cert_ring::push(double key, row_t row, std::uint32_t version) {
   ++size_;
 }
 
+// An emptied bucket gives its memory back unless it is small. Kept, the capacities of
+// the 1024 slots would each settle at the most that slot ever held (most entries sit in
+// the floor bucket, which walks round the ring as the threshold falls): 47 MB growing
+// to 116 MB in four minutes of the soak's load with 0.6M live entries (9 MB).
+void book::cert_ring::release(std::vector<cert_entry>& bucket) {
+  if (bucket.capacity() > keep_capacity) {
+    std::vector<cert_entry>().swap(bucket);
+  } else {
+    bucket.clear();
+  }
+}
+
 template <class F>
 void book::cert_ring::expire(double threshold, F&& f) {
   const std::int64_t t = index_of(threshold);
@@ -1016,7 +1028,7 @@ void book::cert_ring::expire(double threshold, F&& f) {
       if (i > t || top_ - t >= static_cast<std::int64_t>(slots)) {
         for (const cert_entry& e : bucket) f(e.row, e.version);
         size_ -= bucket.size();
-        bucket.clear();
+        release(bucket);
         continue;
       }
       std::size_t kept = 0;

@@ -490,7 +490,10 @@ class book {
       row_t row;
       std::uint32_t version;
     };
+    // Entries an emptied bucket keeps room for (at most 1024 x 2 KB per asset).
+    static constexpr std::size_t keep_capacity = 128;
     [[nodiscard]] static std::int64_t index_of(double key);
+    static void release(std::vector<cert_entry>& bucket);
     std::vector<std::vector<cert_entry>> buckets_;
     std::int64_t top_ = std::numeric_limits<std::int64_t>::min();
     std::int64_t floor_ = std::numeric_limits<std::int64_t>::min();
