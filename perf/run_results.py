@@ -41,8 +41,8 @@ BOOK_ORDER = (["BM_probe_read_bandwidth", "BM_probe_sorted_gather", "BM_probe_wa
                "BM_full_recompute", "BM_kernel_recompute", "BM_aos_recompute"] +
               [f"BM_tick_{r}" for r in RUNGS] + [f"BM_tick_{r}_walk" for r in RUNGS] +
               [f"BM_tick_{r}_scan" for r in RUNGS])
-WIRE_ORDER = ["BM_simdjson_price", "BM_simdjson_price_3fields", "BM_decode_price",
-              "BM_decode_enqueue_price"]
+WIRE_ORDER = ["BM_simdjson_price", "BM_simdjson_price_3fields", "BM_simdjson_price_feed",
+              "BM_decode_price", "BM_decode_enqueue_price", "BM_decode_enqueue_price_feed"]
 
 
 def fanout_key(name):
@@ -237,15 +237,22 @@ def goal_rows(r):
                          f"{worst['better']} {fmt_time(worst['best'])}", f"{worst['ratio']:.2f}x",
                          verdict(worst["ratio"] <= 1.1), code(filtered(book_cmd, "BM_tick_"))))
     if wire:
-        dec = wire.get("BM_decode_enqueue_price", {}).get("median")
-        floor = wire.get("BM_simdjson_price", {}).get("median")
-        if dec and floor:
+        for label, what, dec_name, floor_name in (
+                ("P4", "a request (with an id, answered)", "BM_decode_enqueue_price",
+                 "BM_simdjson_price"),
+                ("P4 feed", "a feed's frame (no id, no answer owed)",
+                 "BM_decode_enqueue_price_feed", "BM_simdjson_price_feed")):
+            dec = wire.get(dec_name, {}).get("median")
+            floor = wire.get(floor_name, {}).get("median")
+            if not (dec and floor):
+                continue
             ratio = dec["cpu"] / floor["cpu"]
-            rows.append(("P4", "decode and enqueue of a price message vs a simdjson parse of the "
-                         "same bytes", "<= 2x", f"{fmt_time(dec['cpu'])} vs {fmt_time(floor['cpu'])}",
+            rows.append((label, f"decode and enqueue of a price message, {what}, vs a simdjson "
+                         "parse of the same bytes", "<= 2x",
+                         f"{fmt_time(dec['cpu'])} vs {fmt_time(floor['cpu'])}",
                          f"{ratio:.2f}x", verdict(ratio <= 2),
                          code(filtered(r["commands"]["wire"],
-                                       "BM_simdjson_price$|BM_decode_enqueue_price"))))
+                                       f"{floor_name}$|{dec_name}$"))))
     rows.extend(end_to_end_rows(r))
     if cascade:
         warm = cascade.get("BM_cascade_warm", {}).get("median")
@@ -512,7 +519,9 @@ def write_results(path, r):
         "- P4: BM_decode_enqueue_price (clock, proto::decode_client_message with every check, "
         "the engine command with its answer callback, the inbox's capacity count and the "
         "enqueue into a moodycamel BlockingConcurrentQueue of the server's command type) against "
-        "BM_simdjson_price (simdjson On-Demand reading the message's six fields, unchecked).",
+        "BM_simdjson_price (simdjson On-Demand reading the message's six fields, unchecked); "
+        "P4 feed: the same for the frame a feed sends, without an id (so without an answer "
+        "callback, as the server does), against simdjson reading its five fields.",
         "- P5, P6: cascade_load reports (End to end below); compute = the server's mean engine "
         "cycle in that run.",
         "- P7: BM_cascade_warm (cascade model v1, the server's reused simulator) against "

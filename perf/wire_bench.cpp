@@ -26,6 +26,9 @@ using perf::default_market;
 
 const std::string price_frame =
     R"({"op":"price","id":17,"asset":"ETH","price":2400.5,"source":"binance","ts":1700000000.25})";
+// What a feed sends: no id, so no answer is owed.
+const std::string feed_frame =
+    R"({"op":"price","asset":"ETH","price":2400.5,"source":"binance","ts":1700000000.25})";
 
 std::string batch_frame(int ticks) {
   std::string s = R"({"op":"prices","id":1,"prices":[)";
@@ -42,16 +45,18 @@ std::string batch_frame(int ticks) {
 // The floors of P4: simdjson On-Demand reading the price message, nothing checked.
 // All: every field in document order (op, id, asset, price, source, ts), what any
 // decoder of this message must at least do; else only op, asset and price (On-Demand
-// then never parses id, source and ts).
-template <bool All>
+// then never parses id, source and ts). Id: the frame with an id (price_frame), else
+// the feed's (feed_frame).
+template <bool All, bool Id = true>
 void simdjson_price(benchmark::State& state) {
   simdjson::ondemand::parser parser;
-  const simdjson::padded_string padded(price_frame);
+  const std::string& frame = Id ? price_frame : feed_frame;
+  const simdjson::padded_string padded(frame);
   for (auto _ : state) {
     auto doc = parser.iterate(padded);
     std::string_view op = doc["op"].get_string();
     benchmark::DoNotOptimize(op);
-    if constexpr (All) {
+    if constexpr (All && Id) {
       std::uint64_t id = doc["id"].get_uint64();
       benchmark::DoNotOptimize(id);
     }
@@ -66,12 +71,14 @@ void simdjson_price(benchmark::State& state) {
       benchmark::DoNotOptimize(ts);
     }
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * price_frame.size()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * frame.size()));
 }
 void BM_simdjson_price(benchmark::State& state) { simdjson_price<true>(state); }
 BENCHMARK(BM_simdjson_price)->Apply(perf::add_spread);
 void BM_simdjson_price_3fields(benchmark::State& state) { simdjson_price<false>(state); }
 BENCHMARK(BM_simdjson_price_3fields)->Apply(perf::add_spread);
+void BM_simdjson_price_feed(benchmark::State& state) { simdjson_price<true, false>(state); }
+BENCHMARK(BM_simdjson_price_feed)->Apply(perf::add_spread);
 
 // proto's decoder: padded copy, UTF-8, every key checked, id echo, the asset resolved.
 void BM_decode_price(benchmark::State& state) {
@@ -116,34 +123,36 @@ BENCHMARK(BM_decode_price_refused)->Apply(perf::add_spread);
 
 // P4: what a WebSocket I/O thread does with a price frame (server/app.cpp on_message and
 // ws_prices, engine_service::submit): stamp the ingest clock, decode, build the engine
-// command with its answer callback (a weak reference to the peer and the request id),
-// count it against the inbox's capacity and enqueue it into the engine's inbox, a
-// moodycamel BlockingConcurrentQueue of the server's own command type, without a
-// producer token as the server does. The engine thread's dequeue is not the I/O
-// thread's cost: the queue is drained every 4096 frames with the timer paused.
-void BM_decode_enqueue_price(benchmark::State& state) {
+// command (with its answer callback, a weak reference to the peer and the request id,
+// only when the frame has an id: a feed's frames owe no answer), count it against the
+// inbox's capacity and enqueue it into the engine's inbox, a moodycamel
+// BlockingConcurrentQueue of the server's own command type, without a producer token as
+// the server does. The engine thread's dequeue is not the I/O thread's cost: the queue
+// is drained every 4096 frames with the timer paused.
+void decode_enqueue(benchmark::State& state, const std::string& frame) {
   const market& m = default_market();
   constexpr std::size_t inbox_capacity = 65'536;  // engine_settings' default
   moodycamel::BlockingConcurrentQueue<server::command> inbox(inbox_capacity);
   std::atomic<std::int64_t> queued{0};
   std::vector<server::command> drained(256);
   const auto peer = std::make_shared<int>(0);  // stands for the ws_peer the answer holds weakly
-  const std::weak_ptr<int> weak = peer;
   std::size_t since_drain = 0;
   std::uint64_t answered = 0;
   for (auto _ : state) {
     const std::int64_t ingest = server::now_ns();
-    auto msg = proto::decode_client_message(price_frame, m);
+    auto msg = proto::decode_client_message(frame, m);
     auto* pm = std::get_if<proto::prices_msg>(&msg.body);
     if (pm == nullptr) {
       state.SkipWithError("the price frame was refused");
       return;
     }
-    server::command c{ingest, server::prices_cmd{std::move(pm->ticks),
-                                                 [weak, id = msg.id, &answered](
-                                                     const server::apply_result& r) {
-                                                   if (weak.lock() && !id.empty()) answered += r.seq;
-                                                 }}};
+    server::command c{ingest, server::prices_cmd{std::move(pm->ticks), {}}};
+    if (!msg.id.empty()) {
+      std::get<server::prices_cmd>(c.body).done =
+          [weak = std::weak_ptr<int>(peer), id = msg.id, &answered](const server::apply_result& r) {
+            if (weak.lock()) answered += r.seq + id.size();
+          };
+    }
     if (queued.fetch_add(1, std::memory_order_relaxed) >=
             static_cast<std::int64_t>(inbox_capacity) ||
         !inbox.enqueue(std::move(c))) {
@@ -160,11 +169,14 @@ void BM_decode_enqueue_price(benchmark::State& state) {
     }
   }
   benchmark::DoNotOptimize(answered);
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * price_frame.size()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * frame.size()));
   state.counters["frames/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
+void BM_decode_enqueue_price(benchmark::State& state) { decode_enqueue(state, price_frame); }
 BENCHMARK(BM_decode_enqueue_price)->Apply(perf::add_spread);
+void BM_decode_enqueue_price_feed(benchmark::State& state) { decode_enqueue(state, feed_frame); }
+BENCHMARK(BM_decode_enqueue_price_feed)->Apply(perf::add_spread);
 
 // The ingest stamp every frame pays (server::now_ns, Abseil's cycle-counter clock)
 // against the std::chrono::system_clock it replaced, in the same run.

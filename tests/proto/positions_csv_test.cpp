@@ -144,7 +144,7 @@ TEST_CASE("positions CSV refuses text that is not UTF-8, naming the line",
 // could not be written back. Now refused, naming the line.
 TEST_CASE("positions CSV refuses a carriage return inside a row", "[proto][csv][fuzz-regression]") {
   const cascade::market m = multi_market();
-  for (const std::string text : {
+  for (const std::string& text : {
            // the fuzzer's input, minimized
            std::string("id,protocol,asset,collateral,debt,owner\n\r,aave-v3,ETH,1,0,"),
            std::string("id,protocol,asset,collateral,debt,owner\r\n"
