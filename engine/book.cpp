@@ -20,6 +20,20 @@ constexpr double quiet_nan = std::numeric_limits<double>::quiet_NaN();
 // A leg takes part in the exposure index when it holds anything.
 bool holds(const leg& l) { return l.collateral > 0.0 || l.debt > 0.0; }
 
+// The queue and the flagged rows: a list of rows with each row's index in it (pos), so
+// that a row leaves in O(1) by taking the last one's place.
+void join(std::vector<row_t>& list, std::vector<std::uint32_t>& pos, row_t r) {
+  pos[r] = static_cast<std::uint32_t>(list.size());
+  list.push_back(r);
+}
+void leave(std::vector<row_t>& list, std::vector<std::uint32_t>& pos, row_t r) {
+  const std::uint32_t i = pos[r];
+  const row_t last = list.back();
+  list[i] = last;
+  pos[last] = i;
+  list.pop_back();
+}
+
 }  // namespace
 
 absl::Status book_options::validate() const {
@@ -880,8 +894,7 @@ void book::compact() {
   flagged_.clear();
   for (row_t r = 0; r < ids_.size(); ++r) {
     if ((status_[r] & (status_pending | status_insolvent)) == 0) continue;
-    flag_pos_[r] = static_cast<std::uint32_t>(flagged_.size());
-    flagged_.push_back(r);
+    join(flagged_, flag_pos_, r);
   }
   touch_stamp_.assign(ids_.size(), 0);
   judge_stamp_.assign(ids_.size(), 0);
@@ -889,8 +902,7 @@ void book::compact() {
   queue_.clear();
   for (row_t r = 0; r < ids_.size(); ++r) {
     if ((status_[r] & status_queued) == 0) continue;
-    queue_pos_[r] = static_cast<std::uint32_t>(queue_.size());
-    queue_.push_back(r);
+    join(queue_, queue_pos_, r);
   }
   leg_off_ = std::move(leg_off);
   term_off_ = std::move(term_off);
@@ -1190,8 +1202,7 @@ realizable_cell book::realizable_at(row_t r) const {
 void book::set_queued(row_t r, bool queued) {
   const bool was = (status_[r] & status_queued) != 0;
   if (queued && !was) {
-    queue_pos_[r] = static_cast<std::uint32_t>(queue_.size());
-    queue_.push_back(r);
+    join(queue_, queue_pos_, r);
     status_[r] |= status_queued;
   } else if (!queued && was) {
     leave_queue(r);
@@ -1199,21 +1210,11 @@ void book::set_queued(row_t r, bool queued) {
 }
 
 void book::leave_queue(row_t r) {
-  const std::uint32_t i = queue_pos_[r];
-  const row_t last = queue_.back();
-  queue_[i] = last;
-  queue_pos_[last] = i;
-  queue_.pop_back();
+  leave(queue_, queue_pos_, r);
   status_[r] &= static_cast<std::uint8_t>(~status_queued);
 }
 
-void book::leave_flagged(row_t r) {
-  const std::uint32_t i = flag_pos_[r];
-  const row_t last = flagged_.back();
-  flagged_[i] = last;
-  flag_pos_[last] = i;
-  flagged_.pop_back();
-}
+void book::leave_flagged(row_t r) { leave(flagged_, flag_pos_, r); }
 
 void book::judge_status(row_t r, const row_value& v) {
   const bool oracle_liquidatable = static_cast<band>(bands_[r]) == band::liquidatable;
@@ -1232,8 +1233,7 @@ void book::judge_status(row_t r, const row_value& v) {
   const bool flagged_before = (was & (status_pending | status_insolvent)) != 0;
   const bool flagged_now = (status & (status_pending | status_insolvent)) != 0;
   if (flagged_now && !flagged_before) {
-    flag_pos_[r] = static_cast<std::uint32_t>(flagged_.size());
-    flagged_.push_back(r);
+    join(flagged_, flag_pos_, r);
   } else if (!flagged_now && flagged_before) {
     leave_flagged(r);
   }
